@@ -1,0 +1,243 @@
+"""Losses of CV-MIM and its baselines as pure functions of tensors (no networks inside).
+
+Notation: B = batch size, D = embedding size. "Positives" are given by a [B, B] indicator matrix P
+(1 = the pair (i, j) is a positive); ``None`` means the identity (the two views of one 3D pose), which is
+the paper's and the authors' default (fact sheet §3.2).
+
+* :func:`fenchel_dual_loss` — f-divergence MI lower bounds with the encode-and-dot-product critic
+  [17]; the Jensen–Shannon measure is the paper's Eq. 6.
+* :func:`info_nce_loss` — InfoNCE [34], used by the InfoNCE baseline.
+* :func:`club_upper_bound` and :func:`likelihood_loss` — the CLUB upper bound L_inter of Eq. 7 and the
+  maximum-likelihood training of Q that realises L_KL of Eq. 8.
+* :func:`discriminator_loss`, :func:`gradient_penalty`, :func:`generator_loss` — prior matching,
+  Eq. 9–10.
+* :func:`reconstruction_loss`, :func:`gaussian_kl_loss` — the cross-reconstruction baselines (Eq. 12).
+"""
+
+import math
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+MEASURES = ("jsd", "gan", "kl", "rkl", "h2", "w1")
+CLUB_VARIANTS = ("paper", "authors")
+GENERATOR_LOSSES = ("non_saturating", "minimax")
+_LOG2 = math.log(2.0)
+
+
+def _indicator(positive_indicator, batch_size):
+    if positive_indicator is None:
+        return tf.eye(batch_size, dtype=tf.float32)
+    return tf.cast(positive_indicator, tf.float32)
+
+
+def critic_scores(local, global_):
+    """Encode-and-dot-product critic f of Eq. 6 [17]: S[i, j] = ⟨local_i, global_j⟩.
+
+    Args:
+      local: [B, D] (or [B, N, D], averaged over N positions) features of the first variable.
+      global_: [B, D] (or [B, N, D]) features of the second variable.
+    Returns:
+      [B, B] scores; no normalisation, temperature or learned head (fact sheet §3.1).
+    """
+    local = tf.convert_to_tensor(local, tf.float32)
+    global_ = tf.convert_to_tensor(global_, tf.float32)
+    if local.shape.rank == 3:
+        # Average of scores over local/global positions = score of the position means.
+        local = tf.reduce_mean(local, axis=1)
+    if global_.shape.rank == 3:
+        global_ = tf.reduce_mean(global_, axis=1)
+    return tf.matmul(local, global_, transpose_b=True)
+
+
+def positive_expectation(scores, measure="jsd"):
+    """E_P[·] term of the f-divergence lower bound for positive-pair scores."""
+    if measure == "jsd":
+        return _LOG2 - tf.nn.softplus(-scores)
+    if measure == "gan":
+        return -tf.nn.softplus(-scores)
+    if measure == "kl":
+        return scores
+    if measure == "rkl":
+        return -tf.exp(-scores)
+    if measure == "h2":
+        return 1.0 - tf.exp(-scores)
+    if measure == "w1":
+        return scores
+    raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
+
+
+def negative_expectation(scores, measure="jsd"):
+    """E_N[·] term of the f-divergence lower bound for negative-pair scores."""
+    if measure == "jsd":
+        return tf.nn.softplus(scores) - _LOG2
+    if measure == "gan":
+        return tf.nn.softplus(-scores) + scores
+    if measure == "kl":
+        return tf.exp(scores - 1.0)
+    if measure == "rkl":
+        return scores - 1.0
+    if measure == "h2":
+        return tf.exp(scores) - 1.0
+    if measure == "w1":
+        return scores
+    raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
+
+
+def fenchel_dual_loss(local, global_, measure="jsd", positive_indicator=None):
+    """Contrastive f-divergence MI loss; with ``measure="jsd"`` this is L_MI of Eq. 6.
+
+    loss = mean_{(i,j) negative} E⁻(S_ij) − mean_{(i,j) positive} E⁺(S_ij), S = critic_scores.
+
+    For JSD, E⁺(s) = log 2 − ρ(−s) and E⁻(s) = ρ(s) − log 2 with ρ = softplus, so the loss equals
+    Eq. 6, E_pos[ρ(−f)] + E_neg[ρ(f)], minus the constant 2·log 2; −loss is the Jensen–Shannon MI
+    estimate of DIM [17] (0 for a critic that cannot tell pairs apart, up to 2·log 2).
+
+    Args:
+      local: [B, D] or [B, N, D].
+      global_: [B, D] or [B, N, D].
+      measure: one of ``MEASURES``.
+      positive_indicator: optional [B, B] 0/1 matrix; default identity.
+    Returns:
+      Scalar loss (to be minimised).
+    """
+    scores = critic_scores(local, global_)
+    batch = tf.shape(scores)[0]
+    pos_mask = _indicator(positive_indicator, batch)
+    neg_mask = 1.0 - pos_mask
+    e_pos = positive_expectation(scores, measure)
+    e_neg = negative_expectation(scores, measure)
+    e_pos = tf.reduce_sum(pos_mask * e_pos) / tf.maximum(tf.reduce_sum(pos_mask), 1e-12)
+    e_neg = tf.reduce_sum(neg_mask * e_neg) / tf.maximum(tf.reduce_sum(neg_mask), 1e-12)
+    return e_neg - e_pos
+
+
+def info_nce_loss(local, global_, positive_indicator=None, temperature=1.0):
+    """InfoNCE [34] with the dot-product critic.
+
+    For each row i: −log( exp(S_ii/τ) / Σ_j exp(S_ij/τ) ), where the sum runs over the row's own
+    positive and all its negatives; other positives of the row (off-diagonal ones of P) are left out.
+
+    Args:
+      local: [B, D]; global_: [B, D]; positive_indicator: optional [B, B]; temperature: τ > 0.
+    Returns:
+      Scalar loss; log(B) − loss is the InfoNCE MI lower bound.
+    """
+    scores = critic_scores(local, global_) / temperature
+    batch = tf.shape(scores)[0]
+    eye = tf.eye(batch, dtype=tf.float32)
+    pos_mask = _indicator(positive_indicator, batch)
+    # Exclude off-diagonal positives from the denominator.
+    excluded = pos_mask * (1.0 - eye)
+    masked = tf.where(excluded > 0, tf.constant(-1e9, tf.float32), scores)
+    log_norm = tf.reduce_logsumexp(masked, axis=1)
+    return tf.reduce_mean(log_norm - tf.linalg.diag_part(scores))
+
+
+def _gaussian(mean, log_var):
+    return tfd.Normal(loc=mean, scale=tf.exp(0.5 * log_var))
+
+
+def gaussian_log_likelihood(mean, log_var, target):
+    """log q(y_i | x_i) per example, averaged over dimensions (a per-dimension mean, as the authors).
+
+    Args:
+      mean, log_var: [B, D] parameters of the diagonal Gaussian q predicted by Q.
+      target: [B, D] samples y.
+    Returns:
+      [B] log-likelihoods (tensorflow-probability Normal, including the −½·log 2π constant).
+    """
+    return tf.reduce_mean(_gaussian(mean, log_var).log_prob(target), axis=-1)
+
+
+def pairwise_log_likelihood(mean, log_var, target):
+    """L[i, j] = log q(y_j | x_i), averaged over dimensions. Returns [B, B]."""
+    dist = _gaussian(mean[:, None, :], log_var[:, None, :])
+    return tf.reduce_mean(dist.log_prob(target[None, :, :]), axis=-1)
+
+
+def club_upper_bound(mean, log_var, target, positive_indicator=None, variant="paper"):
+    """CLUB upper bound on I(x; y) [7], the disentanglement term L_inter of Eq. 7.
+
+    With q(y | x) = N(mean(x), exp(log_var(x))) from Q (Eq. 8):
+
+    * ``variant="paper"``: Eq. 7 as written — E_{p(x,y)}[log q(y|x)] − E_{p(x)p(y)}[log q(y'|x)],
+      the first mean over positive pairs, the second over ALL B² pairs (the product of the marginals,
+      as in the original CLUB); not clipped.
+    * ``variant="authors"``: the authors' code (fact sheet §3.6): the negative mean over off-diagonal
+      (non-positive) pairs only, and the bound clipped at 0 (max(0, pos − neg)).
+
+    Args:
+      mean, log_var: [B, D] Q's outputs for the conditioning samples x_i.
+      target: [B, D] the y_j.
+      positive_indicator: optional [B, B] (default identity).
+      variant: one of ``CLUB_VARIANTS``.
+    Returns:
+      Scalar bound, minimised by the encoder (gradients flow into mean, log_var and target).
+    """
+    if variant not in CLUB_VARIANTS:
+        raise ValueError(f"CLUB variant must be one of {CLUB_VARIANTS}, got {variant!r}")
+    ll = pairwise_log_likelihood(mean, log_var, target)
+    batch = tf.shape(ll)[0]
+    pos_mask = _indicator(positive_indicator, batch)
+    positive = tf.reduce_sum(pos_mask * ll) / tf.maximum(tf.reduce_sum(pos_mask), 1e-12)
+    if variant == "paper":
+        negative = tf.reduce_mean(ll)
+        return positive - negative
+    neg_mask = 1.0 - pos_mask
+    negative = tf.reduce_sum(neg_mask * ll) / tf.maximum(tf.reduce_sum(neg_mask), 1e-12)
+    return tf.nn.relu(positive - negative)
+
+
+def likelihood_loss(mean, log_var, target):
+    """Q's training loss: −E[log q(y | x)] over positive pairs (maximum likelihood for Eq. 8).
+
+    Minimising KL[p(y|x) ‖ q(y|x)] over q is maximum likelihood of q on samples of p(x, y).
+    """
+    return -tf.reduce_mean(gaussian_log_likelihood(mean, log_var, target))
+
+
+def discriminator_loss(real_logits, fake_logits):
+    """D's loss for Eq. 10 with logits: 0.5·[mean ρ(−D(real)) + mean ρ(D(fake))], ρ = softplus.
+
+    "real" are the prior samples u ~ U(0, 1), "fake" the sigmoid-squashed embeddings; minimising this is
+    maximising Eq. 10 over D (the authors' 0.5 averaging of the two halves).
+    """
+    return 0.5 * (tf.reduce_mean(tf.nn.softplus(-real_logits))
+                  + tf.reduce_mean(tf.nn.softplus(fake_logits)))
+
+
+def gradient_penalty(input_gradients):
+    """R1/R2-style penalty mean_b ‖∂D(x_b)/∂x_b‖² [Mescheder et al.], the authors' D regulariser.
+
+    Args:
+      input_gradients: [B, D] gradients of D's logits with respect to its inputs.
+    """
+    return tf.reduce_mean(tf.reduce_sum(tf.square(input_gradients), axis=-1))
+
+
+def generator_loss(fake_logits, kind="non_saturating"):
+    """The encoder's side of Eq. 10.
+
+    ``minimax``: min_E E[log(1 − D(z))] = −mean ρ(D(z)), as Eq. 10 reads;
+    ``non_saturating``: mean ρ(−D(z)) = −E[log D(z)], the usual non-saturating form (the authors').
+    """
+    if kind == "non_saturating":
+        return tf.reduce_mean(tf.nn.softplus(-fake_logits))
+    if kind == "minimax":
+        return -tf.reduce_mean(tf.nn.softplus(fake_logits))
+    raise ValueError(f"generator loss must be one of {GENERATOR_LOSSES}, got {kind!r}")
+
+
+def reconstruction_loss(reconstruction, target):
+    """Squared L2 error of Eq. 12 as a mean over all B·J·2 entries (Keras MSE, as the authors)."""
+    return tf.reduce_mean(tf.square(tf.cast(reconstruction, tf.float32)
+                                    - tf.cast(target, tf.float32)))
+
+
+def gaussian_kl_loss(mean, log_var):
+    """KL[N(mean, exp(log_var)) ‖ N(0, I)], summed over dimensions, averaged over the batch (VAE)."""
+    kl = -0.5 * tf.reduce_sum(1.0 + log_var - tf.square(mean) - tf.exp(log_var), axis=-1)
+    return tf.reduce_mean(kl)

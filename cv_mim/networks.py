@@ -1,0 +1,329 @@
+"""Networks of CV-MIM (paper §3, §4.2, App. B.1) as small Keras 3 models.
+
+* :class:`Encoder` E — the residual MLP of Martinez et al. [30]: a 1024-wide input layer, residual blocks
+  of Dense-BN-ReLU-Dropout layers, and a linear embedder whose output is split into the pose embedding
+  z_p (first ``pose_dim`` entries) and the view embedding z_v (the rest).
+* :class:`LocalBranch` — the "local" feature that stands in for the input x in the MI(x; z) term of
+  Eq. 5/11 (DIM-style local/global estimator [17]). It shares E's input layer ``fc0`` and has its own
+  residual blocks and linear head (fact sheet §1.4).
+* :func:`fuse` — the fusion ⊙ of Eq. 11: mixture of experts (default), product of experts, concatenation.
+* :class:`LikelihoodEstimator` Q — the Gaussian variational network q(z_v | z_p) of §3.2 / App. B.1.
+* :class:`Discriminator` D — the three-layer MLP of §3.3 / App. B.1 (logit output).
+* :class:`Decoder` G — the cross-reconstruction decoder of the Eq. 12 baselines (same residual MLP).
+
+Every model returns a dict with named keys and casts its outputs to float32, so an opt-in
+``mixed_bfloat16`` Keras policy only changes the internal matmuls.
+"""
+
+from typing import Dict
+
+import tensorflow as tf
+
+keras = tf.keras
+
+FUSIONS = ("moe", "poe", "cat")
+EMBEDDERS = ("point", "gaussian")
+
+
+def _dense(units, name, activation=None, he_normal=True):
+    # The authors initialise both kernel and bias with he_normal (fact sheet §1.1); Q and D keep Keras
+    # defaults (glorot_uniform / zeros).
+    if he_normal:
+        return keras.layers.Dense(
+            units, activation=activation, kernel_initializer="he_normal",
+            bias_initializer="he_normal", name=name)
+    return keras.layers.Dense(units, activation=activation, name=name)
+
+
+class _LinearLayer(keras.layers.Layer):
+    """Dense → BatchNorm → ReLU → Dropout, the unit of the residual MLP."""
+
+    def __init__(self, units, dropout_rate, sync_batch_norm=True, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dropout_rate = dropout_rate
+        self.sync_batch_norm = sync_batch_norm
+        self.dense = _dense(units, "dense")
+        # Synchronised BatchNorm: statistics over the global batch, so results do not depend on the
+        # number of replicas (a no-op cost on one device).
+        self.bn = keras.layers.BatchNormalization(synchronized=sync_batch_norm, name="bn")
+        self.dropout = keras.layers.Dropout(dropout_rate)
+
+    def call(self, x, training=False):
+        x = self.dense(x)
+        x = self.bn(x, training=training)
+        x = tf.nn.relu(x)
+        return self.dropout(x, training=training)
+
+
+class _ResidualBlock(keras.layers.Layer):
+    """x + [Linear layer] × n; the add comes after the last dropout, no activation after it."""
+
+    def __init__(self, units, num_layers, dropout_rate, sync_batch_norm=True, **kwargs):
+        super().__init__(**kwargs)
+        self.layers_ = [
+            _LinearLayer(units, dropout_rate, sync_batch_norm, name=f"linear{i}")
+            for i in range(num_layers)]
+
+    def call(self, x, training=False):
+        y = x
+        for layer in self.layers_:
+            y = layer(y, training=training)
+        return x + y
+
+
+class _ResidualTrunk(keras.layers.Layer):
+    """The residual blocks shared in shape by the encoder, the local branch and the decoder."""
+
+    def __init__(self, hidden_dim, num_blocks, layers_per_block, dropout_rate, sync_batch_norm,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.blocks = [
+            _ResidualBlock(hidden_dim, layers_per_block, dropout_rate, sync_batch_norm,
+                           name=f"res_block{i + 1}")
+            for i in range(num_blocks)]
+
+    def call(self, x, training=False):
+        for block in self.blocks:
+            x = block(x, training=training)
+        return x
+
+
+def _check_positive(**values):
+    for name, value in values.items():
+        if int(value) <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class Encoder(keras.Model):
+    """Encoder E (App. B.1): 2D pose [B, J, 2] → pose embedding z_p and view embedding z_v.
+
+    Args:
+      pose_dim: size d of z_p (paper: 32).
+      view_dim: size of z_v (paper: 32).
+      hidden_dim: width of every hidden layer (1024).
+      num_blocks: residual blocks after the input layer (2).
+      layers_per_block: Dense-BN-ReLU-Dropout layers per block (2).
+      dropout_rate: dropout after every hidden layer (0.25).
+      embedder: ``"point"`` (linear head, the paper's model) or ``"gaussian"`` (mean and log-variance
+        heads with a reparameterised sample in training — the VAE / β-VAE baselines).
+      num_joints: keypoints per pose (13).
+      sync_batch_norm: synchronise BatchNorm statistics across replicas.
+
+    Call returns a dict: ``pose_embedding`` [B, pose_dim], ``view_embedding`` [B, view_dim],
+    ``embedding`` [B, pose_dim + view_dim] (their concatenation), ``fc0`` [B, hidden_dim] (the input-layer
+    activation the local branch reads) and, for the Gaussian embedder, ``mean`` and ``log_var``.
+    """
+
+    def __init__(self, pose_dim=32, view_dim=32, hidden_dim=1024, num_blocks=2, layers_per_block=2,
+                 dropout_rate=0.25, embedder="point", num_joints=13, sync_batch_norm=True,
+                 **kwargs):
+        kwargs.setdefault("name", "encoder")
+        super().__init__(**kwargs)
+        _check_positive(pose_dim=pose_dim, view_dim=view_dim, hidden_dim=hidden_dim,
+                        num_joints=num_joints)
+        if embedder not in EMBEDDERS:
+            raise ValueError(f"embedder must be one of {EMBEDDERS}, got {embedder!r}")
+        self.pose_dim = int(pose_dim)
+        self.view_dim = int(view_dim)
+        self.hidden_dim = int(hidden_dim)
+        self.num_blocks = int(num_blocks)
+        self.layers_per_block = int(layers_per_block)
+        self.dropout_rate = float(dropout_rate)
+        self.embedder = embedder
+        self.num_joints = int(num_joints)
+        self.sync_batch_norm = bool(sync_batch_norm)
+        self.fc0 = _LinearLayer(hidden_dim, dropout_rate, sync_batch_norm, name="fc0")
+        self.trunk = _ResidualTrunk(hidden_dim, num_blocks, layers_per_block, dropout_rate,
+                                    sync_batch_norm, name="trunk")
+        out_dim = self.pose_dim + self.view_dim
+        self.head = _dense(out_dim, "embedder")
+        if embedder == "gaussian":
+            self.log_var_head = _dense(out_dim, "embedder_log_var")
+
+    def call(self, keypoints, training=False):
+        x = tf.reshape(keypoints, [-1, self.num_joints * 2])
+        fc0 = self.fc0(x, training=training)
+        h = self.trunk(fc0, training=training)
+        outputs = {"fc0": tf.cast(fc0, tf.float32)}
+        embedding = tf.cast(self.head(h), tf.float32)
+        if self.embedder == "gaussian":
+            mean = embedding
+            # 10·tanh keeps the log-variance in a finite range (the authors' Gaussian embedder).
+            log_var = 10.0 * tf.tanh(tf.cast(self.log_var_head(h), tf.float32))
+            outputs["mean"], outputs["log_var"] = mean, log_var
+            if training:
+                eps = tf.random.normal(tf.shape(mean))
+                embedding = mean + tf.exp(0.5 * log_var) * eps
+            else:
+                embedding = mean
+        outputs["embedding"] = embedding
+        outputs["pose_embedding"] = embedding[:, :self.pose_dim]
+        outputs["view_embedding"] = embedding[:, self.pose_dim:]
+        return outputs
+
+    def get_config(self):
+        return {
+            "pose_dim": self.pose_dim, "view_dim": self.view_dim, "hidden_dim": self.hidden_dim,
+            "num_blocks": self.num_blocks, "layers_per_block": self.layers_per_block,
+            "dropout_rate": self.dropout_rate, "embedder": self.embedder,
+            "num_joints": self.num_joints, "sync_batch_norm": self.sync_batch_norm,
+            "name": self.name,
+        }
+
+
+class LocalBranch(keras.Model):
+    """The local feature for the MI(x; z_p ⊙ z_v) term of Eq. 11 (fact sheet §1.4).
+
+    It reads the encoder's ``fc0`` activation [B, hidden_dim] (so it shares the encoder's input layer and
+    its dropout mask), runs its own residual blocks, and a linear head of ``output_dim``.
+    """
+
+    def __init__(self, output_dim, hidden_dim=1024, num_blocks=2, layers_per_block=2,
+                 dropout_rate=0.25, sync_batch_norm=True, **kwargs):
+        kwargs.setdefault("name", "local_branch")
+        super().__init__(**kwargs)
+        _check_positive(output_dim=output_dim, hidden_dim=hidden_dim)
+        self.output_dim = int(output_dim)
+        self.hidden_dim = int(hidden_dim)
+        self.num_blocks = int(num_blocks)
+        self.layers_per_block = int(layers_per_block)
+        self.dropout_rate = float(dropout_rate)
+        self.sync_batch_norm = bool(sync_batch_norm)
+        self.trunk = _ResidualTrunk(hidden_dim, num_blocks, layers_per_block, dropout_rate,
+                                    sync_batch_norm, name="trunk")
+        self.head = _dense(output_dim, "embedder")
+
+    def call(self, fc0, training=False):
+        h = self.trunk(fc0, training=training)
+        return {"local": tf.cast(self.head(h), tf.float32)}
+
+    def get_config(self):
+        return {"output_dim": self.output_dim, "hidden_dim": self.hidden_dim,
+                "num_blocks": self.num_blocks, "layers_per_block": self.layers_per_block,
+                "dropout_rate": self.dropout_rate, "sync_batch_norm": self.sync_batch_norm,
+                "name": self.name}
+
+
+def fused_dim(fusion, pose_dim, view_dim):
+    """Size of z_p ⊙ z_v for a fusion; MOE and POE are element-wise and need pose_dim == view_dim."""
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+    if fusion == "cat":
+        return pose_dim + view_dim
+    if pose_dim != view_dim:
+        raise ValueError(
+            f"fusion {fusion!r} is element-wise and needs pose_dim == view_dim, got "
+            f"pose_dim={pose_dim}, view_dim={view_dim} (use fusion='cat')")
+    return pose_dim
+
+
+def fuse(pose, view, fusion="moe"):
+    """The fusion ⊙ of Eq. 11 on [B, d] tensors (parameter-free, fact sheet §2).
+
+    ``moe``: mixture of experts [44], 0.5·(z_p + z_v); ``poe``: product of experts [52], z_p · z_v;
+    ``cat``: concatenation [z_p ; z_v].
+    """
+    if fusion == "moe":
+        return 0.5 * (pose + view)
+    if fusion == "poe":
+        return pose * view
+    if fusion == "cat":
+        return tf.concat([pose, view], axis=-1)
+    raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+
+
+class LikelihoodEstimator(keras.Model):
+    """Q: the Gaussian q(z_v | z_p) of §3.2 (App. B.1: Dense → BN → ELU → Dense, per head).
+
+    Returns ``mean`` [B, output_dim] and ``log_var`` [B, output_dim]; the log-variance head ends in tanh
+    (log σ² ∈ (−1, 1)) as in the authors' code, which keeps the likelihood well conditioned.
+    """
+
+    def __init__(self, output_dim, hidden_dim=None, **kwargs):
+        kwargs.setdefault("name", "likelihood_estimator")
+        super().__init__(**kwargs)
+        _check_positive(output_dim=output_dim)
+        self.output_dim = int(output_dim)
+        self.hidden_dim = int(hidden_dim or output_dim)
+        self.mean_hidden = keras.layers.Dense(self.hidden_dim, name="mean_hidden")
+        self.mean_bn = keras.layers.BatchNormalization(name="mean_bn")
+        self.mean_out = keras.layers.Dense(self.output_dim, name="mean_out")
+        self.log_var_hidden = keras.layers.Dense(self.hidden_dim, name="log_var_hidden")
+        self.log_var_bn = keras.layers.BatchNormalization(name="log_var_bn")
+        self.log_var_out = keras.layers.Dense(self.output_dim, activation="tanh",
+                                              name="log_var_out")
+
+    def call(self, inputs, training=False):
+        m = tf.nn.elu(self.mean_bn(self.mean_hidden(inputs), training=training))
+        v = tf.nn.elu(self.log_var_bn(self.log_var_hidden(inputs), training=training))
+        return {"mean": tf.cast(self.mean_out(m), tf.float32),
+                "log_var": tf.cast(self.log_var_out(v), tf.float32)}
+
+    def get_config(self):
+        return {"output_dim": self.output_dim, "hidden_dim": self.hidden_dim, "name": self.name}
+
+
+class Discriminator(keras.Model):
+    """D of §3.3 / App. B.1: Dense(n, ReLU) → Dense(n/2, ReLU) → Dense(1) logit, n = input size."""
+
+    def __init__(self, input_dim, **kwargs):
+        kwargs.setdefault("name", "discriminator")
+        super().__init__(**kwargs)
+        _check_positive(input_dim=input_dim)
+        self.input_dim = int(input_dim)
+        self.hidden1 = keras.layers.Dense(self.input_dim, activation="relu", name="hidden1")
+        self.hidden2 = keras.layers.Dense(max(1, self.input_dim // 2), activation="relu",
+                                          name="hidden2")
+        self.logit = keras.layers.Dense(1, name="logit")
+
+    def call(self, inputs, training=False):
+        return {"logit": tf.cast(self.logit(self.hidden2(self.hidden1(inputs))), tf.float32)}
+
+    def get_config(self):
+        return {"input_dim": self.input_dim, "name": self.name}
+
+
+class Decoder(keras.Model):
+    """G of the cross-reconstruction baselines (Eq. 12): (z_p, z_v) → 2D pose [B, J, 2].
+
+    The same residual MLP as the encoder ([30]), fed the concatenation [z_p ; z_v].
+    """
+
+    def __init__(self, num_joints=13, hidden_dim=1024, num_blocks=2, layers_per_block=2,
+                 dropout_rate=0.25, sync_batch_norm=True, **kwargs):
+        kwargs.setdefault("name", "decoder")
+        super().__init__(**kwargs)
+        _check_positive(num_joints=num_joints, hidden_dim=hidden_dim)
+        self.num_joints = int(num_joints)
+        self.hidden_dim = int(hidden_dim)
+        self.num_blocks = int(num_blocks)
+        self.layers_per_block = int(layers_per_block)
+        self.dropout_rate = float(dropout_rate)
+        self.sync_batch_norm = bool(sync_batch_norm)
+        self.fc0 = _LinearLayer(hidden_dim, dropout_rate, sync_batch_norm, name="fc0")
+        self.trunk = _ResidualTrunk(hidden_dim, num_blocks, layers_per_block, dropout_rate,
+                                    sync_batch_norm, name="trunk")
+        self.head = _dense(num_joints * 2, "embedder")
+
+    def call(self, inputs, training=False):
+        pose, view = inputs
+        h = self.fc0(tf.concat([pose, view], axis=-1), training=training)
+        h = self.trunk(h, training=training)
+        out = tf.cast(self.head(h), tf.float32)
+        return {"keypoints": tf.reshape(out, [-1, self.num_joints, 2])}
+
+    def get_config(self):
+        return {"num_joints": self.num_joints, "hidden_dim": self.hidden_dim,
+                "num_blocks": self.num_blocks, "layers_per_block": self.layers_per_block,
+                "dropout_rate": self.dropout_rate, "sync_batch_norm": self.sync_batch_norm,
+                "name": self.name}
+
+
+def count_parameters(model) -> int:
+    """Number of trainable scalars of a built model."""
+    return int(sum(int(tf.size(v)) for v in model.trainable_variables))
+
+
+def network_summary(networks: Dict[str, keras.Model]) -> Dict[str, int]:
+    return {name: count_parameters(net) for name, net in networks.items()}
