@@ -1,0 +1,113 @@
+r"""Pretrains CV-MIM (or a baseline) on multi-view 2D poses.
+
+    python -m cv_mim.pretrain --flagfile=launch/h36m.flags
+    python -m cv_mim.pretrain --flagfile=launch/synthetic.flags
+
+See README.md ("Pretraining") for the data layout and every flag; the library entry point is
+:func:`cv_mim.pretrain_lib.run`.
+"""
+
+import logging
+
+from absl import app
+from absl import flags
+
+from cv_mim import algorithms
+from cv_mim import losses
+from cv_mim import pipelines
+from cv_mim import pretrain_lib
+from cv_mim import train_lib
+
+FLAGS = flags.FLAGS
+
+# Data.
+flags.DEFINE_enum("data_format", "h36m", pretrain_lib.DATA_FORMATS,
+                  "h36m: the VideoPose3D layout (data_3d_h36m.npz, data_2d_h36m_gt.npz, "
+                  "cameras.json); authors_tfrecord: the authors' tf.Example files.")
+flags.DEFINE_string("data_dir", None, "Directory with the Human3.6M-layout files.")
+flags.DEFINE_string("data_3d", None, "3D poses .npz (overrides data_dir/data_3d_h36m.npz).")
+flags.DEFINE_string("data_2d", None, "2D keypoints .npz (overrides data_dir/data_2d_h36m_gt.npz).")
+flags.DEFINE_string("cameras", None, "cameras.json (overrides data_dir/cameras.json).")
+flags.DEFINE_bool("use_2d_file", True, "Use the 2D file; if false, project the 3D through the "
+                  "real cameras.")
+flags.DEFINE_list("subjects", ["S1", "S5", "S6", "S7", "S8"], "Training subjects.")
+flags.DEFINE_enum("unit", "auto", ["auto", "m", "mm"], "Unit of the 3D file.")
+flags.DEFINE_string("tfrecord_pattern", None, "File pattern of the authors' TFRecords.")
+flags.DEFINE_enum("augmentation", "mixed", pipelines.AUGMENTATIONS,
+                  "mixed: each view real or randomly projected with probability 0.5 (paper §4.2).")
+# Model.
+flags.DEFINE_enum("algorithm", "cv_mim", algorithms.ALGORITHMS, "Representation learner.")
+flags.DEFINE_integer("pose_embedding_dim", 32, "Size of z_p.")
+flags.DEFINE_integer("view_embedding_dim", 32, "Size of z_v.")
+flags.DEFINE_integer("hidden_dim", 1024, "Width of the residual MLPs.")
+flags.DEFINE_integer("num_blocks", 2, "Residual blocks.")
+flags.DEFINE_float("dropout_rate", 0.25, "Dropout rate of the residual MLPs.")
+flags.DEFINE_enum("fusion", "moe", ["moe", "poe", "cat"], "Fusion of Eq. 11.")
+flags.DEFINE_float("view_loss_weight", 5.0, "λ1 of Eq. 11.")
+flags.DEFINE_float("disentangle_loss_weight", 0.5, "λ2 of Eq. 11 (0 removes L_inter and Q).")
+flags.DEFINE_float("prior_loss_weight", 1.0, "λ3 of Eq. 11 (0 removes L_prior and D).")
+flags.DEFINE_enum("loss_weighting", "paper", algorithms.LOSS_WEIGHTINGS,
+                  "paper: Eq. 11 as written; authors: the authors' hidden factors.")
+flags.DEFINE_enum("club_variant", "paper", losses.CLUB_VARIANTS, "CLUB estimator of Eq. 7.")
+flags.DEFINE_float("kl_weight", None, "KL weight of vae (default 1) and beta_vae (β, default 4).")
+flags.DEFINE_float("infonce_temperature", 1.0, "Temperature of the infonce baseline.")
+# Optimisation.
+flags.DEFINE_integer("batch_size", 256, "Global batch of positive pairs.")
+flags.DEFINE_integer("num_steps", 5_000_000, "Training steps.")
+flags.DEFINE_float("learning_rate", 0.02, "AdaGrad learning rate.")
+flags.DEFINE_integer("seed", 0, "Seed of weights, data order and augmentation.")
+flags.DEFINE_bool("mixed_precision", False, "bfloat16 compute (mixed_bfloat16 policy).")
+flags.DEFINE_bool("jit_compile", False, "XLA-compile the step (single replica).")
+flags.DEFINE_bool("run_eagerly", False, "Run the step eagerly (debugging).")
+# Run.
+flags.DEFINE_string("model_dir", None, "Output directory (checkpoints, config, events).")
+flags.DEFINE_enum("strategy", "default", train_lib.STRATEGIES,
+                  "default | mirrored (all local devices) | multi_worker (reads TF_CONFIG).")
+flags.DEFINE_string("init_checkpoint", None, "Initialise from this checkpoint when model_dir has none.")
+flags.DEFINE_integer("summary_every", 100, "Steps between TensorBoard scalars.")
+flags.DEFINE_integer("checkpoint_every", 10_000, "Steps between checkpoints.")
+flags.DEFINE_integer("log_every", 100, "Steps between progress lines.")
+flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept.")
+flags.mark_flag_as_required("model_dir")
+
+
+def model_config_from_flags():
+    kl_weight = FLAGS.kl_weight
+    if kl_weight is None:
+        kl_weight = 4.0 if FLAGS.algorithm == "beta_vae" else 1.0
+    return algorithms.ModelConfig(
+        algorithm=FLAGS.algorithm, pose_dim=FLAGS.pose_embedding_dim,
+        view_dim=FLAGS.view_embedding_dim, hidden_dim=FLAGS.hidden_dim,
+        num_blocks=FLAGS.num_blocks, dropout_rate=FLAGS.dropout_rate, fusion=FLAGS.fusion,
+        view_loss_weight=FLAGS.view_loss_weight,
+        disentangle_loss_weight=FLAGS.disentangle_loss_weight,
+        prior_loss_weight=FLAGS.prior_loss_weight, loss_weighting=FLAGS.loss_weighting,
+        club_variant=FLAGS.club_variant, kl_weight=kl_weight,
+        infonce_temperature=FLAGS.infonce_temperature)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        config = model_config_from_flags()
+    except ValueError as err:
+        raise app.UsageError(str(err)) from None
+    source = pretrain_lib.load_pair_source(
+        FLAGS.data_format, data_dir=FLAGS.data_dir, data_3d=FLAGS.data_3d, data_2d=FLAGS.data_2d,
+        cameras=FLAGS.cameras, subjects=FLAGS.subjects, unit=FLAGS.unit,
+        tfrecord_pattern=FLAGS.tfrecord_pattern, use_2d_file=FLAGS.use_2d_file)
+    pretrain_lib.run(
+        model_dir=FLAGS.model_dir, config=config, source=source, batch_size=FLAGS.batch_size,
+        num_steps=FLAGS.num_steps, learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
+        strategy=FLAGS.strategy, init_checkpoint=FLAGS.init_checkpoint,
+        augmentation=FLAGS.augmentation, summary_every=FLAGS.summary_every,
+        checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
+        keep_checkpoints=FLAGS.keep_checkpoints, run_eagerly=FLAGS.run_eagerly,
+        jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
+        flags_record=FLAGS.flag_values_dict())
+
+
+if __name__ == "__main__":
+    app.run(main)

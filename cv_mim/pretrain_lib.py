@@ -1,0 +1,299 @@
+"""The pretraining loop behind ``python -m cv_mim.pretrain`` (library code: explicit arguments only).
+
+``model_dir`` layout (the interface of export and every downstream binary):
+
+* ``model_config.json`` — :class:`cv_mim.algorithms.ModelConfig` (algorithm, sizes, fusion, keypoint
+  profile, normalisation, loss settings);
+* ``ckpt-<step>.*`` + ``checkpoint`` — ``tf.train.CheckpointManager`` checkpoints with the objects
+  ``model/<network>``, ``optimizers/<group>`` and ``step`` (see :func:`cv_mim.train_lib.make_checkpoint`);
+* ``flags.json`` (written at start), ``train/`` TensorBoard events, ``train_summary.json`` (at the end).
+
+Start-up order (logged): resume from the newest checkpoint in ``model_dir``; else initialise from
+``init_checkpoint``; else start from scratch.
+"""
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from cv_mim import algorithms
+from cv_mim import pipelines
+from cv_mim import train_lib
+
+log = logging.getLogger("cv_mim.pretrain")
+
+DATA_FORMATS = ("h36m", "authors_tfrecord")
+H36M_FILES = {"data_3d": "data_3d_h36m.npz", "data_2d": "data_2d_h36m_gt.npz",
+              "cameras": "cameras.json"}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or inf; the message names the loss and the step."""
+
+
+def load_pair_source(data_format="h36m", *, data_dir=None, data_3d=None, data_2d=None,
+                     cameras=None, subjects=("S1", "S5", "S6", "S7", "S8"), unit="auto",
+                     tfrecord_pattern=None, use_2d_file=True):
+    """Loads multi-view pretraining data into a :class:`cv_mim.pipelines.PairSource`.
+
+    ``h36m``: the VideoPose3D layout — ``data_dir`` holding ``data_3d_h36m.npz``,
+    ``data_2d_h36m_gt.npz`` (optional) and ``cameras.json``, or the three paths given one by one
+    (explicit paths win). Without a 2D file (or with ``use_2d_file=False``) the 2D keypoints are the
+    projections of the 3D poses through the real cameras (with distortion).
+    ``authors_tfrecord``: the authors' tf.Example files (two views per record).
+    """
+    if data_format not in DATA_FORMATS:
+        raise ValueError(f"data_format must be one of {DATA_FORMATS}, got {data_format!r}")
+    if data_format == "authors_tfrecord":
+        if not tfrecord_pattern:
+            raise ValueError("data_format='authors_tfrecord' needs tfrecord_pattern")
+        from cv_mim.data import h36m_tfrecord  # pylint: disable=import-outside-toplevel
+        records = h36m_tfrecord.read_authors_tfrecords(tfrecord_pattern)
+        kp2d = np.asarray(records["keypoints_2d"], np.float32)
+        scores = records.get("keypoint_scores_2d", records.get("scores"))
+        if scores is not None:
+            kp2d = np.where(np.asarray(scores)[..., None] > 0, kp2d, np.nan).astype(np.float32)
+        return pipelines.PairSource(
+            keypoints_2d=kp2d,
+            keypoints_3d=pipelines.normalized_3d_canonical(records["keypoints_3d"]))
+
+    from cv_mim.data import h36m  # pylint: disable=import-outside-toplevel
+    paths = {}
+    for key, given in (("data_3d", data_3d), ("data_2d", data_2d), ("cameras", cameras)):
+        if given:
+            paths[key] = given
+        elif data_dir:
+            paths[key] = os.path.join(data_dir, H36M_FILES[key])
+    for key in ("data_3d", "cameras"):
+        if key not in paths:
+            raise ValueError(f"Human3.6M data needs {key}: pass data_dir or {key} explicitly")
+        if not os.path.exists(paths[key]):
+            raise FileNotFoundError(f"{key} file not found: {paths[key]}")
+    data_2d_path = paths.get("data_2d") if use_2d_file else None
+    if data_2d_path and not os.path.exists(data_2d_path):
+        if data_2d:
+            raise FileNotFoundError(f"data_2d file not found: {data_2d_path}")
+        log.info("no 2D file at %s: projecting the 3D poses through the real cameras",
+                 data_2d_path)
+        data_2d_path = None
+    poses = h36m.load_multiview(paths["data_3d"], paths["cameras"], data_2d_path,
+                                subjects=tuple(subjects), unit=unit)
+    log.info("loaded %d frames x %d cameras of subjects %s (%s 2D)", len(poses),
+             poses.num_cameras, ",".join(subjects), "file" if data_2d_path else "projected")
+    return pipelines.source_from_multiview(poses)
+
+
+def _check_config_matches(model_dir, config):
+    path = os.path.join(model_dir, "model_config.json")
+    if not tf.io.gfile.exists(path):
+        return
+    with tf.io.gfile.GFile(path) as f:
+        existing = algorithms.ModelConfig.from_dict(json.load(f))
+    if existing != config:
+        diff = {k: (v, getattr(config, k)) for k, v in dataclasses.asdict(existing).items()
+                if getattr(config, k) != v}
+        raise ValueError(
+            f"{path} describes a different model than the one requested "
+            f"(field: (on disk, requested)) {diff}; use a new model_dir or the same settings")
+
+
+def load_model_config(model_dir) -> algorithms.ModelConfig:
+    """Reads ``model_dir/model_config.json`` (clear error when missing)."""
+    path = os.path.join(model_dir, "model_config.json")
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"{path} not found: is {model_dir} a cv_mim.pretrain model_dir?")
+    with tf.io.gfile.GFile(path) as f:
+        return algorithms.ModelConfig.from_dict(json.load(f))
+
+
+def _format_eta(seconds):
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def run(*, model_dir: str, config: algorithms.ModelConfig, source: pipelines.PairSource,
+        batch_size: int = 256, num_steps: int = 5_000_000, learning_rate: float = 0.02,
+        seed: int = 0, strategy: str = "default", devices: Optional[Sequence[str]] = None,
+        init_checkpoint: Optional[str] = None, augmentation: str = "mixed",
+        summary_every: int = 100, checkpoint_every: int = 10_000, log_every: int = 100,
+        keep_checkpoints: int = 5, record_if: Optional[Callable[[int], bool]] = None,
+        run_eagerly: bool = False, jit_compile: bool = False, mixed_precision: bool = False,
+        flags_record: Optional[dict] = None, stop_after: Optional[int] = None):
+    """Pretrains ``config.algorithm`` on positive pairs from ``source``; returns a summary dict.
+
+    Args:
+      model_dir: where checkpoints, config, flags and events go (created).
+      config: the model (written to model_config.json; a resumed run must match it).
+      source: the pretraining frames.
+      batch_size: GLOBAL pairs per step; each replica gets batch_size / num_replicas.
+      num_steps: total steps (a resumed run continues up to this).
+      learning_rate: AdaGrad learning rate of every optimizer.
+      seed: seeds weights, data order, augmentation and prior samples (reproducible on CPU).
+      strategy: one of ``train_lib.STRATEGIES``.
+      init_checkpoint: checkpoint to initialise the networks from when model_dir has none.
+      record_if: ``step -> bool`` deciding when scalars are written (default: every
+        ``summary_every`` steps and the last step).
+      stop_after: stop (with a checkpoint) after this many steps of THIS invocation — for tests and
+        for splitting long runs; the run resumes from there.
+    """
+    if batch_size <= 0 or num_steps <= 0:
+        raise ValueError(f"batch_size and num_steps must be positive, got {batch_size}, {num_steps}")
+    for name, value in (("summary_every", summary_every), ("checkpoint_every", checkpoint_every),
+                        ("log_every", log_every)):
+        if value <= 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+    tf.io.gfile.makedirs(model_dir)
+    if flags_record is not None:
+        train_lib.write_json(os.path.join(model_dir, "flags.json"), flags_record)
+    _check_config_matches(model_dir, config)
+    train_lib.write_json(os.path.join(model_dir, "model_config.json"), dataclasses.asdict(config))
+
+    dist = train_lib.create_strategy(strategy, devices)
+    replicas = dist.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(f"batch_size={batch_size} is not divisible by the {replicas} replicas")
+    record_if = record_if or (lambda s: s % summary_every == 0 or s == num_steps)
+
+    previous_policy = tf.keras.mixed_precision.global_policy()
+    if mixed_precision:
+        tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        with dist.scope():
+            tf.keras.utils.set_random_seed(seed)
+            algorithm = algorithms.get_algorithm(config).build()
+            optimizers = algorithms.create_optimizers(algorithm, learning_rate)
+            step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            checkpoint = train_lib.make_checkpoint(algorithm, optimizers, step_var)
+            manager = tf.train.CheckpointManager(checkpoint, model_dir,
+                                                 max_to_keep=keep_checkpoints,
+                                                 step_counter=step_var)
+            if manager.latest_checkpoint:
+                checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+                log.info("start-up: resuming from %s (step %d)", manager.latest_checkpoint,
+                         int(step_var.numpy()))
+            elif init_checkpoint:
+                path = (tf.train.latest_checkpoint(init_checkpoint)
+                        if tf.io.gfile.isdir(init_checkpoint) else init_checkpoint)
+                if not path:
+                    raise FileNotFoundError(f"init_checkpoint {init_checkpoint}: no checkpoint found")
+                tf.train.Checkpoint(model=tf.train.Checkpoint(**algorithm.networks)).restore(
+                    path).expect_partial()
+                log.info("start-up: no checkpoint in %s; networks initialised from %s",
+                         model_dir, path)
+            else:
+                log.info("start-up: no checkpoint in %s and no init_checkpoint; from scratch",
+                         model_dir)
+        step_fn = train_lib.make_train_step(dist, algorithm, optimizers,
+                                            run_eagerly=run_eagerly, jit_compile=jit_compile)
+        start = int(step_var.numpy())
+        remaining = num_steps - start
+        if stop_after is not None:
+            remaining = min(remaining, stop_after)
+        summary = {"algorithm": config.algorithm, "start_step": start, "model_dir": model_dir,
+                   "replicas": replicas, "global_batch": batch_size}
+        if remaining <= 0:
+            log.info("nothing to do: step %d >= num_steps %d", start, num_steps)
+            summary.update(final_step=start, steps_run=0)
+            return summary
+
+        dataset = pipelines.make_pair_dataset(source, batch_size=batch_size, seed=seed,
+                                              augmentation=augmentation, start_batch=start,
+                                              num_batches=remaining)
+        iterator = iter(dist.experimental_distribute_dataset(dataset))
+        writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+        log.info("training %s for steps %d..%d: global batch %d on %d replica(s), %s",
+                 config.algorithm, start + 1, start + remaining, batch_size, replicas,
+                 "eager" if run_eagerly else ("XLA" if jit_compile else "tf.function"))
+        t_start = time.time()
+        t_last, step_last = t_start, start
+        last_losses = {}
+        steps_per_second = 0.0
+        step = start
+        for anchor, positive in iterator:
+            losses = step_fn(anchor, positive, train_lib.step_seed(seed, step))
+            step += 1
+            flat = {k: float(v) for k, v in train_lib.flatten_losses(losses).items()}
+            bad = [k for k, v in flat.items() if not math.isfinite(v)]
+            if bad:
+                raise NonFiniteLossError(
+                    f"loss {bad[0]} became {flat[bad[0]]} at step {step} "
+                    f"(non-finite: {', '.join(bad)}); the last good checkpoint "
+                    f"({manager.latest_checkpoint or 'none'}) is kept — lower the learning "
+                    f"rate or check the input data")
+            step_var.assign(step)
+            last_losses = flat
+            steps_per_second = (step - start) / max(time.time() - t_start, 1e-9)
+            if record_if(step):
+                with writer.as_default(step=step):
+                    for name, value in flat.items():
+                        train_lib.write_scalar(f"train/{name}", value, step)
+                    for group, opt in optimizers.items():
+                        train_lib.write_scalar(f"train/lr/{group}", float(opt.learning_rate), step)
+                    train_lib.write_scalar("train/steps_per_second", steps_per_second, step)
+            if step % checkpoint_every == 0:
+                manager.save(checkpoint_number=step)
+            if step % log_every == 0 or step == start + remaining:
+                now = time.time()
+                rate = (step - step_last) / max(now - t_last, 1e-9)
+                eta = (num_steps - step) / rate if rate > 0 else float("inf")
+                shown = " ".join(f"{k.split('/')[-1] if k.startswith('encoder/') else k}="
+                                 f"{v:.4g}" for k, v in flat.items()
+                                 if k.endswith("total_loss") or k in (
+                                     "encoder/view_loss", "metrics/cross_view_mi"))
+                log.info("step %d/%d (%.1f%%) | %s | %.2f steps/s | ETA %s", step, num_steps,
+                         100.0 * step / num_steps, shown, rate, _format_eta(eta))
+                t_last, step_last = now, step
+        if manager.latest_checkpoint is None or int(step_var.numpy()) != _ckpt_step(
+                manager.latest_checkpoint):
+            manager.save(checkpoint_number=step)
+        writer.flush()
+        elapsed = time.time() - t_start
+        summary.update(final_step=step, steps_run=step - start, seconds=elapsed,
+                       steps_per_second=(step - start) / max(elapsed, 1e-9),
+                       final_losses=last_losses, checkpoint=manager.latest_checkpoint)
+        train_lib.write_json(os.path.join(model_dir, "train_summary.json"), summary)
+        log.info("done: step %d, checkpoint %s", step, manager.latest_checkpoint)
+        return summary
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _ckpt_step(path):
+    try:
+        return int(path.rsplit("-", 1)[-1])
+    except ValueError:
+        return -1
+
+
+def restore_encoder(model_dir, checkpoint=None):
+    """Rebuilds the encoder from ``model_config.json`` and restores ``model/encoder`` from a checkpoint.
+
+    Args:
+      model_dir: a pretraining model_dir.
+      checkpoint: a specific checkpoint path (default: the newest in model_dir).
+    Returns:
+      (encoder, config, checkpoint_path, step)
+    """
+    config = load_model_config(model_dir)
+    path = checkpoint or tf.train.latest_checkpoint(model_dir)
+    if not path:
+        raise FileNotFoundError(f"no checkpoint in {model_dir}")
+    algorithm = algorithms.get_algorithm(config).build()
+    step = tf.Variable(0, dtype=tf.int64, trainable=False)
+    ckpt = tf.train.Checkpoint(model=tf.train.Checkpoint(encoder=algorithm.encoder), step=step)
+    status = ckpt.restore(path)
+    status.expect_partial()
+    # The encoder's every variable must have come from the checkpoint.
+    status.assert_existing_objects_matched()
+    return algorithm.encoder, config, path, int(step.numpy())
