@@ -57,7 +57,7 @@ def load_pair_source(data_format="h36m", *, data_dir=None, data_3d=None, data_2d
         from cv_mim.data import h36m_tfrecord  # pylint: disable=import-outside-toplevel
         records = h36m_tfrecord.read_authors_tfrecords(tfrecord_pattern)
         kp2d = np.asarray(records["keypoints_2d"], np.float32)
-        scores = records.get("keypoint_scores_2d", records.get("scores"))
+        scores = records.get("scores")
         if scores is not None:
             kp2d = np.where(np.asarray(scores)[..., None] > 0, kp2d, np.nan).astype(np.float32)
         return pipelines.PairSource(
