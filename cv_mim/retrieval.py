@@ -1,0 +1,48 @@
+r"""Cross-view retrieval evaluation of an export on Human3.6M-layout multi-view data.
+
+    python -m cv_mim.retrieval --export_dir=runs/cv_mim/export --data_dir=DATA/h36m \
+        --subjects=S9,S11 --output_dir=runs/cv_mim/retrieval
+
+Writes retrieval_results.json, retrieval.md (the table) and nearest-neighbour PNG panels.
+"""
+
+import logging
+
+from absl import app
+from absl import flags
+
+from cv_mim import retrieval_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("export_dir", None, "SavedModel from cv_mim.export.")
+flags.DEFINE_string("output_dir", None, "Where results go.")
+flags.DEFINE_string("data_dir", None, "Directory with data_3d_h36m.npz, data_2d_h36m_gt.npz, "
+                    "cameras.json.")
+flags.DEFINE_string("data_3d", None, "3D .npz (overrides data_dir).")
+flags.DEFINE_string("data_2d", None, "2D .npz (overrides data_dir; default: project the 3D).")
+flags.DEFINE_string("cameras", None, "cameras.json (overrides data_dir).")
+flags.DEFINE_list("subjects", ["S9", "S11"], "Evaluation subjects (held out from pretraining).")
+flags.DEFINE_enum("unit", "auto", ["auto", "m", "mm"], "Unit of the 3D file.")
+flags.DEFINE_float("threshold", 0.1, "P-MPJPE threshold on normalised 3D poses (Pr-VIPE: 0.1).")
+flags.DEFINE_integer("frame_stride", 1, "Use every n-th frame.")
+flags.DEFINE_integer("max_queries", 2000, "Queries per camera pair (random subset; 0 = all).")
+flags.DEFINE_integer("seed", 0, "Seed of the query subset and the panels.")
+flags.DEFINE_bool("draw", True, "Draw nearest-neighbour panels (matplotlib).")
+flags.mark_flags_as_required(["export_dir", "output_dir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.getLogger().setLevel(logging.INFO)
+    results = retrieval_lib.run(
+        export_dir=FLAGS.export_dir, output_dir=FLAGS.output_dir, data_dir=FLAGS.data_dir,
+        data_3d=FLAGS.data_3d, data_2d=FLAGS.data_2d, cameras=FLAGS.cameras,
+        subjects=FLAGS.subjects, unit=FLAGS.unit, threshold=FLAGS.threshold,
+        frame_stride=FLAGS.frame_stride, max_queries=FLAGS.max_queries or None, seed=FLAGS.seed,
+        draw=FLAGS.draw)
+    print(retrieval_lib.markdown_table(results))
+
+
+if __name__ == "__main__":
+    app.run(main)
