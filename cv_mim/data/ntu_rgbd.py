@@ -1,0 +1,715 @@
+"""NTU RGB+D raw skeleton files (``SsssCcccPpppRrrrAaaa.skeleton``), the 2D dataset and its splits (numpy).
+
+File layout (text; the dataset's files use CRLF line endings, LF is accepted too)::
+
+    <number of frames>
+    per frame:
+      <number of bodies>
+      per body:
+        <body info: 10 fields>   bodyID clippedEdges handLeftConfidence handLeftState
+                                 handRightConfidence handRightState isRestricted leanX leanY trackingState
+        <number of joints = 25>
+        25 lines of 12 numbers:  x y z depthX depthY colorX colorY orientationW orientationX
+                                 orientationY orientationZ trackingState
+
+x y z are Kinect v2 camera-space metres, depthX/Y pixels of the 512x424 depth image, colorX/Y pixels of
+the 1920x1080 colour image; joint trackingState 0 = not tracked, 1 = inferred, 2 = tracked. The joints
+follow :data:`cv_mim.keypoints.NTU25_JOINT_NAMES`. Numbers are written like .NET's ``Single.ToString()``
+(7 significant digits, exponent form ``1.234567E-05`` below 1e-4); :func:`write_skeleton` reproduces this
+so that re-writing a parsed real file gives the same bytes.
+
+Protocol choices (paper §4.1, App. B.2), all arguments of :func:`load_ntu_rgbd`:
+
+* Single-person actions A1-A49 only (``actions=range(1, 50)``).
+* Main actor (``select_main_actor``): for files with several body ids, bodies tracked in fewer than
+  ``min_track_frames`` (default 11) frames are ignored as Kinect noise unless every body is that short
+  (the length filter of the common NTU denoising preprocessing), and among the rest the body with the
+  largest 3D motion energy wins: the sum over its 25 joints and x/y/z of the temporal variance of the
+  camera-space position over its tracked frames (the "most active body" rule of the NTU / ST-GCN-family
+  preprocessing). Ties go to the longer track, then the body that appears first.
+* 2D input: the main actor's colour-image pixels (colorX, colorY) mapped to the canonical 13 joints
+  (``convert_keypoints(..., 'ntu25', scores=trackingState)``, so inferred joints count as present).
+  The sequence spans the main actor's first to last tracked frame; frames inside that span where the
+  actor is not tracked are all-missing (mask 0, coordinates 0). Non-finite colour coordinates are
+  treated as missing joints.
+* Length (``num_frames=300``): following ST-GCN [53] as the paper does, a clip shorter than 300 frames
+  is padded by replaying it from its start (frames 0..T-1, 0..T-1, ... truncated at 300); a longer one
+  is cropped to its first 300 frames (:func:`replay_pad`).
+
+Benchmarks: :func:`cross_subject_split` (official training performers
+:data:`CROSS_SUBJECT_TRAIN_PERFORMERS`), :func:`cross_view_split` (train cameras 2 and 3, test camera
+1) and :func:`single_shot_splits`, the paper's six single-shot views: the cross-subject TRAINING set
+restricted to one (camera, replication) pair, evaluated on the whole cross-subject TEST set, whose
+per-sample view labels (index into :data:`NTU_VIEWS`) allow per-view reporting.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import pathlib
+import re
+from typing import Iterable, NamedTuple, Sequence
+
+import numpy as np
+
+from cv_mim import keypoints as keypoints_lib
+
+logger = logging.getLogger(__name__)
+
+NUM_NTU_JOINTS = 25
+BODY_INFO_FIELDS = ("body_id", "clipped_edges", "hand_left_confidence", "hand_left_state",
+                    "hand_right_confidence", "hand_right_state", "is_restricted", "lean_x", "lean_y",
+                    "tracking_state")
+JOINT_FIELDS = ("x", "y", "z", "depth_x", "depth_y", "color_x", "color_y", "orientation_w",
+                "orientation_x", "orientation_y", "orientation_z", "tracking_state")
+# Column indices into a (25, 12) joint block.
+COL_XYZ = slice(0, 3)
+COL_DEPTH = slice(3, 5)
+COL_COLOR = slice(5, 7)
+COL_TRACKING = 11
+
+CROSS_SUBJECT_TRAIN_PERFORMERS = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)
+CROSS_VIEW_TRAIN_CAMERAS = (2, 3)
+CROSS_VIEW_TEST_CAMERAS = (1,)
+# The six views of the single-shot protocol: (camera, replication); view labels index this tuple.
+NTU_VIEWS = ((1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2))
+NTU_VIEW_NAMES = tuple(f"C{c}R{r}" for c, r in NTU_VIEWS)
+DEFAULT_NUM_FRAMES = 300
+DEFAULT_MIN_TRACK_FRAMES = 11
+
+
+# ----------------------------------------------------------------------------------------------------
+# File names.
+
+
+class NtuName(NamedTuple):
+    setup: int
+    camera: int
+    performer: int
+    replication: int
+    action: int
+
+
+_NAME_RE = re.compile(r"^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})$")
+
+
+def parse_ntu_filename(name) -> NtuName:
+    """'S001C002P003R002A013' (or a path / a name with the ``.skeleton`` suffix) -> NtuName of ints.
+
+    Raises:
+      ValueError: the stem is not SsssCcccPpppRrrrAaaa with 3-digit fields.
+    """
+    if isinstance(name, NtuName):
+        return name
+    stem = os.path.basename(os.fspath(name))
+    for suffix in (".npy", ".skeleton"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+    m = _NAME_RE.match(stem)
+    if not m:
+        raise ValueError(f"not an NTU RGB+D sample name (SsssCcccPpppRrrrAaaa): {name!r}")
+    return NtuName(*(int(g) for g in m.groups()))
+
+
+def format_ntu_filename(setup, camera=None, performer=None, replication=None, action=None,
+                        suffix: str = "") -> str:
+    """(setup, camera, performer, replication, action) or an NtuName -> 'SsssCcccPpppRrrrAaaa' + suffix.
+
+    Raises:
+      ValueError: a field that is not an integer in 0..999.
+    """
+    if isinstance(setup, NtuName) or isinstance(setup, tuple):
+        if camera is not None:
+            raise ValueError("format_ntu_filename: pass either an NtuName or five integers")
+        fields = tuple(setup)
+    else:
+        fields = (setup, camera, performer, replication, action)
+    if len(fields) != 5:
+        raise ValueError(f"format_ntu_filename: need 5 fields, got {fields}")
+    out = []
+    for label, v in zip("SCPRA", fields):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= int(v) <= 999:
+            raise ValueError(f"format_ntu_filename: field {label} must be an integer in 0..999, got {v!r}")
+        out.append(f"{label}{int(v):03d}")
+    return "".join(out) + suffix
+
+
+# ----------------------------------------------------------------------------------------------------
+# The skeleton structure.
+
+
+@dataclasses.dataclass
+class NtuBody:
+    """One body in one frame.
+
+    Attributes:
+      body_id: Kinect tracking id (a large integer, e.g. 72057594037931101; kept exact as int).
+      joints: (25, 12) float64, columns :data:`JOINT_FIELDS` (last column trackingState 0/1/2).
+      clipped_edges ... tracking_state: the other fields of the body info line.
+    """
+
+    body_id: int
+    joints: np.ndarray
+    clipped_edges: int = 0
+    hand_left_confidence: int = 0
+    hand_left_state: int = 0
+    hand_right_confidence: int = 0
+    hand_right_state: int = 0
+    is_restricted: int = 0
+    lean_x: float = 0.0
+    lean_y: float = 0.0
+    tracking_state: int = 2
+
+    def info(self) -> tuple:
+        """The 10 body-info values in file order."""
+        return tuple(getattr(self, f) for f in BODY_INFO_FIELDS)
+
+
+@dataclasses.dataclass
+class NtuSkeleton:
+    """A parsed ``.skeleton`` file: ``frames[t]`` is the list of bodies seen in frame t (maybe empty)."""
+
+    frames: list
+    name: str | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
+
+    @property
+    def max_bodies(self) -> int:
+        return max((len(f) for f in self.frames), default=0)
+
+
+class BodyTrack(NamedTuple):
+    """One body id over the frames where it appears: ``frame_indices`` (Tb,) int64, ``joints`` (Tb, 25, 12)."""
+
+    frame_indices: np.ndarray
+    joints: np.ndarray
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reading.
+
+_INT_RE = re.compile(r"^[+-]?\d+$")
+
+
+def _parse_int(token: str, path: str, line_no: int, what: str) -> int:
+    if not _INT_RE.match(token):
+        raise ValueError(f"{path}:{line_no}: {what} must be an integer, got {token!r}")
+    return int(token)
+
+
+def read_skeleton(path) -> NtuSkeleton:
+    """Strictly parses one NTU RGB+D ``.skeleton`` file (CRLF or LF line endings).
+
+    Returns:
+      :class:`NtuSkeleton` with ``name`` = the file stem.
+    Raises:
+      FileNotFoundError: no such file.
+      ValueError naming the file and 1-based line: a missing / non-integer count, a negative count, a
+        body info line without exactly 10 fields or with non-integer integer fields, a joint count other
+        than 25, a joint row without exactly 12 numbers, a truncated file, or extra non-blank content
+        after the last frame.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"NTU RGB+D skeleton file not found: {path}")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not an ASCII text skeleton file ({e})") from e
+    lines = text.split("\n")
+    # CRLF -> strip the CR; a final newline leaves one empty element.
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    n_lines = len(lines)
+    pos = 0
+
+    def next_line(what: str) -> str:
+        nonlocal pos
+        if pos >= n_lines or (pos == n_lines - 1 and lines[pos] == ""):
+            raise ValueError(f"{path}:{pos + 1}: unexpected end of file (truncated?) while reading {what}")
+        ln = lines[pos]
+        pos += 1
+        return ln
+
+    def read_count(what: str) -> int:
+        ln = next_line(what)
+        toks = ln.split()
+        if len(toks) != 1:
+            raise ValueError(f"{path}:{pos}: expected a single integer ({what}), got {ln!r}")
+        v = _parse_int(toks[0], path, pos, what)
+        if v < 0:
+            raise ValueError(f"{path}:{pos}: {what} must be >= 0, got {v}")
+        return v
+
+    num_frames = read_count("the frame count")
+    frames = []
+    for t in range(num_frames):
+        num_bodies = read_count(f"the body count of frame {t}")
+        bodies = []
+        for b in range(num_bodies):
+            ln = next_line(f"the body info line of frame {t}, body {b}")
+            toks = ln.split()
+            if len(toks) != len(BODY_INFO_FIELDS):
+                raise ValueError(f"{path}:{pos}: body info line (frame {t}, body {b}) must have "
+                                 f"{len(BODY_INFO_FIELDS)} fields, got {len(toks)}: {ln!r}")
+            info = {}
+            for field, tok in zip(BODY_INFO_FIELDS, toks):
+                if field in ("lean_x", "lean_y"):
+                    try:
+                        info[field] = float(tok)
+                    except ValueError:
+                        raise ValueError(f"{path}:{pos}: body field {field} is not a number: {tok!r}") from None
+                else:
+                    info[field] = _parse_int(tok, path, pos, f"body field {field}")
+            nj = read_count(f"the joint count of frame {t}, body {b}")
+            if nj != NUM_NTU_JOINTS:
+                raise ValueError(f"{path}:{pos}: joint count must be {NUM_NTU_JOINTS}, got {nj}")
+            start = pos
+            rows = []
+            for j in range(NUM_NTU_JOINTS):
+                ln = next_line(f"joint {j} of frame {t}, body {b}")
+                toks = ln.split()
+                if len(toks) != len(JOINT_FIELDS):
+                    raise ValueError(f"{path}:{pos}: joint row (frame {t}, body {b}, joint {j}) must have "
+                                     f"{len(JOINT_FIELDS)} numbers, got {len(toks)}: {ln!r}")
+                rows.append(toks)
+            try:
+                joints = np.array(rows, dtype=np.float64)
+            except ValueError:
+                for k, toks in enumerate(rows):
+                    for tok in toks:
+                        try:
+                            float(tok)
+                        except ValueError:
+                            raise ValueError(f"{path}:{start + k + 1}: joint row (frame {t}, body {b}, joint "
+                                             f"{k}) has a non-numeric value {tok!r}") from None
+                raise
+            ts = joints[:, COL_TRACKING]
+            if not np.isin(ts, (0.0, 1.0, 2.0)).all():
+                k = int(np.flatnonzero(~np.isin(ts, (0.0, 1.0, 2.0)))[0])
+                raise ValueError(f"{path}:{start + k + 1}: joint trackingState must be 0, 1 or 2, got "
+                                 f"{rows[k][COL_TRACKING]!r}")
+            bodies.append(NtuBody(joints=joints, **info))
+        frames.append(bodies)
+    for k in range(pos, n_lines):
+        if lines[k].strip():
+            raise ValueError(f"{path}:{k + 1}: unexpected content after the last of {num_frames} frames: "
+                             f"{lines[k][:60]!r}")
+    return NtuSkeleton(frames=frames, name=pathlib.Path(path).stem)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Writing.
+
+
+def format_kinect_float(value) -> str:
+    """A number as .NET ``Single.ToString()`` writes it in the dataset: 7 significant digits ("G7"),
+    trailing zeros removed, exponent form ``d.ddddddE-05`` when the exponent is < -4 or >= 7,
+    ``0`` for (signed) zero, ``NaN`` / ``Infinity`` / ``-Infinity``."""
+    v = float(value)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    if v == 0.0:
+        return "0"
+    s = "%.7g" % v
+    if "e" in s:
+        mant, exp = s.split("e")
+        s = f"{mant}E{exp[0]}{int(exp[1:]):02d}"
+    return s
+
+
+def _format_int_field(value, what: str, path: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            return str(int(value))
+        raise ValueError(f"write_skeleton({path}): {what} must be an integer, got {value!r}")
+    return str(int(value))
+
+
+def write_skeleton(path, skeleton: NtuSkeleton) -> None:
+    """Writes the exact text layout of the dataset (CRLF line endings, the same field counts and the
+    .NET number format of :func:`format_kinect_float`). Integer body fields and the joint trackingState
+    are written as integers.
+
+    Raises:
+      ValueError: a body whose joints are not (25, 12), a non-integer integer field, or a joint
+        trackingState outside {0, 1, 2}.
+    """
+    path = os.fspath(path)
+    out = [str(len(skeleton.frames))]
+    for t, bodies in enumerate(skeleton.frames):
+        out.append(str(len(bodies)))
+        for b, body in enumerate(bodies):
+            fields = []
+            for field in BODY_INFO_FIELDS:
+                v = getattr(body, field)
+                if field in ("lean_x", "lean_y"):
+                    fields.append(format_kinect_float(v))
+                else:
+                    fields.append(_format_int_field(v, f"frame {t} body {b} field {field}", path))
+            out.append(" ".join(fields))
+            joints = np.asarray(body.joints, np.float64)
+            if joints.shape != (NUM_NTU_JOINTS, len(JOINT_FIELDS)):
+                raise ValueError(f"write_skeleton({path}): frame {t} body {b}: joints must have shape "
+                                 f"({NUM_NTU_JOINTS}, {len(JOINT_FIELDS)}), got {joints.shape}")
+            ts = joints[:, COL_TRACKING]
+            if not np.isin(ts, (0.0, 1.0, 2.0)).all():
+                raise ValueError(f"write_skeleton({path}): frame {t} body {b}: joint trackingState must be "
+                                 f"0, 1 or 2, got {np.unique(ts)}")
+            out.append(str(NUM_NTU_JOINTS))
+            for row in joints:
+                out.append(" ".join([format_kinect_float(v) for v in row[:COL_TRACKING]] +
+                                    [str(int(row[COL_TRACKING]))]))
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(("\r\n".join(out) + "\r\n").encode("ascii"))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Per-body arrays and the main actor.
+
+
+def body_joints(skeleton: NtuSkeleton) -> dict:
+    """{body_id: BodyTrack(frame_indices (Tb,), joints (Tb, 25, 12))}, in order of first appearance.
+
+    Raises:
+      ValueError: the same body id twice in one frame.
+    """
+    frames_of, rows_of = {}, {}
+    for t, bodies in enumerate(skeleton.frames):
+        seen = set()
+        for body in bodies:
+            if body.body_id in seen:
+                raise ValueError(f"{skeleton.name}: body id {body.body_id} appears twice in frame {t}")
+            seen.add(body.body_id)
+            frames_of.setdefault(body.body_id, []).append(t)
+            rows_of.setdefault(body.body_id, []).append(np.asarray(body.joints, np.float64))
+    return {bid: BodyTrack(np.asarray(frames_of[bid], np.int64), np.stack(rows_of[bid]))
+            for bid in frames_of}
+
+
+def motion_energy(xyz) -> float:
+    """Sum over joints and x/y/z of the temporal variance of (Tb, 25, 3) positions (0 for Tb == 1)."""
+    xyz = np.asarray(xyz, np.float64)
+    if xyz.ndim != 3 or xyz.shape[0] == 0:
+        raise ValueError(f"motion_energy: expected (T>0, J, 3) positions, got shape {xyz.shape}")
+    return float(np.nanvar(xyz, axis=0).sum()) if xyz.shape[0] > 1 else 0.0
+
+
+def select_main_actor(skeleton: NtuSkeleton, min_track_frames: int = DEFAULT_MIN_TRACK_FRAMES):
+    """The main actor's body id (rule in the module docstring); None when no body is tracked."""
+    tracks = body_joints(skeleton)
+    if not tracks:
+        return None
+    longest = max(len(tr.frame_indices) for tr in tracks.values())
+    threshold = min(int(min_track_frames), longest)
+    best, best_key = None, None
+    for order, (bid, tr) in enumerate(tracks.items()):
+        if len(tr.frame_indices) < threshold:
+            continue
+        key = (motion_energy(tr.joints[:, :, COL_XYZ]), len(tr.frame_indices), -order)
+        if best_key is None or key > best_key:
+            best, best_key = bid, key
+    return best
+
+
+def main_actor_keypoints_2d(skeleton: NtuSkeleton, min_track_frames: int = DEFAULT_MIN_TRACK_FRAMES):
+    """The main actor's colour-pixel 2D pose in the canonical 13 joints.
+
+    Returns:
+      (keypoints (T, 13, 2) float32 pixels, mask (T, 13) float32, body_id): T spans the actor's first to
+      last tracked frame; untracked frames inside the span are all-missing with coordinates 0.
+    Raises:
+      ValueError: no body in any frame.
+    """
+    body_id = select_main_actor(skeleton, min_track_frames)
+    if body_id is None:
+        raise ValueError(f"{skeleton.name}: no body tracked in any of its {skeleton.num_frames} frames")
+    track = body_joints(skeleton)[body_id]
+    first, last = int(track.frame_indices[0]), int(track.frame_indices[-1])
+    t = last - first + 1
+    color = np.zeros((t, NUM_NTU_JOINTS, 2), np.float64)
+    scores = np.zeros((t, NUM_NTU_JOINTS), np.float64)
+    rel = track.frame_indices - first
+    color[rel] = track.joints[:, :, COL_COLOR]
+    scores[rel] = track.joints[:, :, COL_TRACKING]
+    finite = np.isfinite(color).all(-1)
+    scores = np.where(finite, scores, 0.0)
+    color = np.where(finite[..., None], color, 0.0)
+    kp13, mask13 = keypoints_lib.convert_keypoints(color, "ntu25", scores=scores)
+    return kp13, mask13, body_id
+
+
+def replay_pad(keypoints, mask, num_frames: int = DEFAULT_NUM_FRAMES):
+    """Pads by replaying the sequence from its start (ST-GCN [53]) or crops to the first ``num_frames``.
+
+    Output frame k is input frame k mod T for T < num_frames, frame k otherwise.
+
+    Returns:
+      (keypoints (num_frames, ...) , mask (num_frames, ...)) with the input dtypes.
+    Raises:
+      ValueError: T == 0, mismatched leading dims, or num_frames < 1.
+    """
+    kp = np.asarray(keypoints)
+    mk = np.asarray(mask)
+    if kp.ndim < 1 or kp.shape[0] == 0:
+        raise ValueError(f"replay_pad: keypoints must have at least one frame, got shape {kp.shape}")
+    if mk.shape[:1] != kp.shape[:1]:
+        raise ValueError(f"replay_pad: mask has {mk.shape[:1]} frames, keypoints {kp.shape[:1]}")
+    if int(num_frames) != num_frames or num_frames < 1:
+        raise ValueError(f"replay_pad: num_frames must be a positive integer, got {num_frames}")
+    idx = np.arange(int(num_frames)) % kp.shape[0]
+    return kp[idx], mk[idx]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Splits (on name lists, NtuName lists or an NtuDataset).
+
+
+def _names(names) -> list:
+    if isinstance(names, NtuDataset):
+        return names.names()
+    return [parse_ntu_filename(n) for n in names]
+
+
+def view_index(camera: int, replication: int) -> int:
+    """Index of (camera, replication) in :data:`NTU_VIEWS`."""
+    try:
+        return NTU_VIEWS.index((int(camera), int(replication)))
+    except ValueError:
+        raise ValueError(f"no NTU view for camera {camera}, replication {replication}; views are "
+                         f"{NTU_VIEWS}") from None
+
+
+def cross_subject_split(names, train_performers: Sequence[int] = CROSS_SUBJECT_TRAIN_PERFORMERS):
+    """Cross-subject benchmark: (train_indices, test_indices) by performer id."""
+    parsed = _names(names)
+    train = np.array([n.performer in set(train_performers) for n in parsed], bool)
+    return np.flatnonzero(train), np.flatnonzero(~train)
+
+
+def cross_view_split(names, train_cameras: Sequence[int] = CROSS_VIEW_TRAIN_CAMERAS,
+                     test_cameras: Sequence[int] = CROSS_VIEW_TEST_CAMERAS):
+    """Cross-view benchmark: (train_indices: cameras 2 and 3, test_indices: camera 1)."""
+    parsed = _names(names)
+    cams = np.array([n.camera for n in parsed], np.int64)
+    return np.flatnonzero(np.isin(cams, train_cameras)), np.flatnonzero(np.isin(cams, test_cameras))
+
+
+@dataclasses.dataclass
+class SingleShotSplit:
+    """One single-shot view: ``train`` indices (cross-subject training samples of this view), ``test``
+    indices (the whole cross-subject test set) and ``test_views`` (view index into NTU_VIEWS of each test
+    sample, -1 for a (camera, replication) outside the six)."""
+
+    view: tuple
+    train: np.ndarray
+    test: np.ndarray
+    test_views: np.ndarray
+
+
+def single_shot_splits(names, train_performers: Sequence[int] = CROSS_SUBJECT_TRAIN_PERFORMERS) -> dict:
+    """The paper's six single-shot splits: {(camera, replication): SingleShotSplit} for NTU_VIEWS."""
+    parsed = _names(names)
+    train_idx, test_idx = cross_subject_split(parsed, train_performers)
+    views = np.array([NTU_VIEWS.index((n.camera, n.replication)) if (n.camera, n.replication) in NTU_VIEWS
+                      else -1 for n in parsed], np.int64)
+    out = {}
+    for v, view in enumerate(NTU_VIEWS):
+        out[view] = SingleShotSplit(view=view, train=train_idx[views[train_idx] == v], test=test_idx,
+                                    test_views=views[test_idx])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# The dataset.
+
+
+@dataclasses.dataclass
+class NtuDataset:
+    """NTU RGB+D samples as 2D canonical-13 sequences.
+
+    Attributes:
+      keypoints: (N, num_frames, 13, 2) float32 colour-image pixels (main actor, replay-padded).
+      mask: (N, num_frames, 13) float32, 1 = joint tracked or inferred.
+      labels: (N,) int64 index into ``class_names`` (equals action - 1 when all of A1..A49 are present).
+      actions, setups, cameras, performers, replications: (N,) int64 from the file names.
+      clip_ids: (N,) str file stems.
+      num_frames_original: (N,) int64 length of the main actor's span before padding.
+      main_body_ids: (N,) object (Python ints; Kinect ids exceed int64 precision in some tools).
+      num_bodies: (N,) int64 number of distinct body ids in the file.
+      class_names: ('A001', ...) the action codes present, sorted by action number.
+      skipped: [(file, reason)] of malformed files skipped with ``skip_malformed=True``.
+      excluded: names removed by the skip list.
+    """
+
+    keypoints: np.ndarray
+    mask: np.ndarray
+    labels: np.ndarray
+    actions: np.ndarray
+    setups: np.ndarray
+    cameras: np.ndarray
+    performers: np.ndarray
+    replications: np.ndarray
+    clip_ids: np.ndarray
+    num_frames_original: np.ndarray
+    main_body_ids: np.ndarray
+    num_bodies: np.ndarray
+    class_names: tuple
+    skipped: list = dataclasses.field(default_factory=list)
+    excluded: list = dataclasses.field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def num_skipped(self) -> int:
+        """Number of malformed files skipped (``skip_malformed=True``)."""
+        return len(self.skipped)
+
+    @property
+    def views(self) -> np.ndarray:
+        """(N,) view index into NTU_VIEWS (-1 outside the six)."""
+        return np.array([NTU_VIEWS.index((c, r)) if (c, r) in NTU_VIEWS else -1
+                         for c, r in zip(self.cameras.tolist(), self.replications.tolist())], np.int64)
+
+    def names(self) -> list:
+        return [NtuName(int(s), int(c), int(p), int(r), int(a)) for s, c, p, r, a in
+                zip(self.setups, self.cameras, self.performers, self.replications, self.actions)]
+
+    def subset(self, indices) -> "NtuDataset":
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            if idx.shape != (len(self),):
+                raise ValueError(f"subset: boolean mask must have shape ({len(self)},), got {idx.shape}")
+            idx = np.flatnonzero(idx)
+        per_sample = ("keypoints", "mask", "labels", "actions", "setups", "cameras", "performers",
+                      "replications", "clip_ids", "num_frames_original", "main_body_ids", "num_bodies")
+        return dataclasses.replace(self, **{f: getattr(self, f)[idx] for f in per_sample},
+                                   skipped=list(self.skipped), excluded=list(self.excluded))
+
+    def cross_subject_split(self):
+        return cross_subject_split(self)
+
+    def cross_view_split(self):
+        return cross_view_split(self)
+
+    def single_shot_splits(self) -> dict:
+        return single_shot_splits(self)
+
+
+def read_skip_list(path) -> set:
+    """Sample names (one per line; blank lines and '#' comments ignored) -> set of stems."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"NTU skip list not found: {path}")
+    out = set()
+    with open(path, encoding="utf-8") as f:
+        for ln in f:
+            ln = ln.split("#", 1)[0].strip()
+            if ln:
+                out.add(format_ntu_filename(parse_ntu_filename(ln)))
+    return out
+
+
+def load_ntu_rgbd(skeleton_dir, *, actions: Iterable[int] = range(1, 50), skip_list=None,
+                  skip_malformed: bool = False, num_frames: int = DEFAULT_NUM_FRAMES,
+                  min_track_frames: int = DEFAULT_MIN_TRACK_FRAMES) -> NtuDataset:
+    """Loads the ``*.skeleton`` files of a directory as 2D canonical-13 sequences of the main actor.
+
+    Args:
+      skeleton_dir: directory of ``SsssCcccPpppRrrrAaaa.skeleton`` files (not searched recursively).
+      actions: action numbers to keep (default A1-A49, the single-person classes). Filtering uses the
+        file name, so other files are not even parsed.
+      skip_list: None, a path to a text file of sample names (the known-bad list), or an iterable of
+        names; listed samples are not loaded and are recorded in ``NtuDataset.excluded``.
+      skip_malformed: when True, files that fail to parse or have no tracked body are skipped, logged and
+        listed in ``NtuDataset.skipped``; when False the first one raises.
+      num_frames: output length (:func:`replay_pad`).
+      min_track_frames: the noise-track length of :func:`select_main_actor`.
+    Returns:
+      :class:`NtuDataset` in file-name order.
+    Raises:
+      FileNotFoundError: missing directory / skip list.
+      ValueError: a malformed file or a ``.skeleton`` file with a bad name (naming it) when not
+        skipping; no sample left.
+    """
+    skeleton_dir = os.fspath(skeleton_dir)
+    if not os.path.isdir(skeleton_dir):
+        raise FileNotFoundError(f"NTU RGB+D skeleton directory not found: {skeleton_dir}")
+    if int(num_frames) != num_frames or num_frames < 1:
+        raise ValueError(f"num_frames must be a positive integer, got {num_frames}")
+    keep_actions = {int(a) for a in actions}
+    if skip_list is None:
+        skip = set()
+    elif isinstance(skip_list, (str, os.PathLike)):
+        skip = read_skip_list(skip_list)
+    else:
+        skip = {format_ntu_filename(parse_ntu_filename(n)) for n in skip_list}
+
+    files = sorted(f for f in os.listdir(skeleton_dir) if f.endswith(".skeleton"))
+    records, skipped, excluded = [], [], []
+    for fname in files:
+        path = os.path.join(skeleton_dir, fname)
+        try:
+            name = parse_ntu_filename(fname)
+        except ValueError as e:
+            if not skip_malformed:
+                raise ValueError(f"{path}: {e}") from None
+            skipped.append((path, str(e)))
+            logger.warning("Skipping %s: %s", path, e)
+            continue
+        if name.action not in keep_actions:
+            continue
+        stem = format_ntu_filename(name)
+        if stem in skip:
+            excluded.append(stem)
+            continue
+        try:
+            skel = read_skeleton(path)
+            kp, mk, body_id = main_actor_keypoints_2d(skel, min_track_frames)
+        except ValueError as e:
+            if not skip_malformed:
+                raise
+            skipped.append((path, str(e)))
+            logger.warning("Skipping malformed NTU file: %s", e)
+            continue
+        t = kp.shape[0]
+        kp, mk = replay_pad(kp, mk, int(num_frames))
+        records.append((name, stem, kp, mk, t, body_id, len(body_joints(skel))))
+    if skipped:
+        logger.warning("Skipped %d malformed NTU RGB+D file(s) in %s", len(skipped), skeleton_dir)
+    if not records:
+        raise ValueError(f"{skeleton_dir}: no sample left ({len(files)} .skeleton files, {len(skipped)} "
+                         f"malformed, {len(excluded)} in the skip list, actions {sorted(keep_actions)[:5]}...)")
+    action_ids = sorted({r[0].action for r in records})
+    class_names = tuple(f"A{a:03d}" for a in action_ids)
+    col = lambda k: np.array([getattr(r[0], k) for r in records], np.int64)  # noqa: E731
+    return NtuDataset(
+        keypoints=np.stack([r[2] for r in records]).astype(np.float32),
+        mask=np.stack([r[3] for r in records]).astype(np.float32),
+        labels=np.array([action_ids.index(r[0].action) for r in records], np.int64),
+        actions=col("action"), setups=col("setup"), cameras=col("camera"), performers=col("performer"),
+        replications=col("replication"),
+        clip_ids=np.array([r[1] for r in records]),
+        num_frames_original=np.array([r[4] for r in records], np.int64),
+        main_body_ids=np.array([r[5] for r in records], dtype=object),
+        num_bodies=np.array([r[6] for r in records], np.int64),
+        class_names=class_names,
+        skipped=skipped,
+        excluded=excluded,
+    )
