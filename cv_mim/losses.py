@@ -103,12 +103,19 @@ def fenchel_dual_loss(local, global_, measure="jsd", positive_indicator=None):
     Returns:
       Scalar loss (to be minimised).
     """
-    scores = critic_scores(local, global_)
+    local = tf.convert_to_tensor(local, tf.float32)
+    global_ = tf.convert_to_tensor(global_, tf.float32)
+    if local.shape.rank == 2:
+        local = local[:, None, :]
+    if global_.shape.rank == 2:
+        global_ = global_[:, None, :]
+    # Every pair of positions is scored and the measure applied per score before averaging (DIM).
+    scores = tf.einsum("iad,jbd->iajb", local, global_)
     batch = tf.shape(scores)[0]
     pos_mask = _indicator(positive_indicator, batch)
     neg_mask = 1.0 - pos_mask
-    e_pos = positive_expectation(scores, measure)
-    e_neg = negative_expectation(scores, measure)
+    e_pos = tf.reduce_mean(positive_expectation(scores, measure), axis=[1, 3])
+    e_neg = tf.reduce_mean(negative_expectation(scores, measure), axis=[1, 3])
     e_pos = tf.reduce_sum(pos_mask * e_pos) / tf.maximum(tf.reduce_sum(pos_mask), 1e-12)
     e_neg = tf.reduce_sum(neg_mask * e_neg) / tf.maximum(tf.reduce_sum(neg_mask), 1e-12)
     return e_neg - e_pos
@@ -125,6 +132,8 @@ def info_nce_loss(local, global_, positive_indicator=None, temperature=1.0):
     Returns:
       Scalar loss; log(B) − loss is the InfoNCE MI lower bound.
     """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
     scores = critic_scores(local, global_) / temperature
     batch = tf.shape(scores)[0]
     eye = tf.eye(batch, dtype=tf.float32)

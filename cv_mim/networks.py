@@ -95,6 +95,12 @@ def _check_positive(**values):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+def _check_non_negative(**values):
+    for name, value in values.items():
+        if int(value) < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+
+
 class Encoder(keras.Model):
     """Encoder E (App. B.1): 2D pose [B, J, 2] → pose embedding z_p and view embedding z_v.
 
@@ -121,7 +127,8 @@ class Encoder(keras.Model):
         kwargs.setdefault("name", "encoder")
         super().__init__(**kwargs)
         _check_positive(pose_dim=pose_dim, view_dim=view_dim, hidden_dim=hidden_dim,
-                        num_joints=num_joints)
+                        num_joints=num_joints, layers_per_block=layers_per_block)
+        _check_non_negative(num_blocks=num_blocks)
         if embedder not in EMBEDDERS:
             raise ValueError(f"embedder must be one of {EMBEDDERS}, got {embedder!r}")
         self.pose_dim = int(pose_dim)
@@ -142,7 +149,11 @@ class Encoder(keras.Model):
             self.log_var_head = _dense(out_dim, "embedder_log_var")
 
     def call(self, keypoints, training=False):
-        x = tf.reshape(keypoints, [-1, self.num_joints * 2])
+        keypoints = tf.convert_to_tensor(keypoints)
+        if keypoints.shape.rank != 3 or tuple(keypoints.shape[1:]) != (self.num_joints, 2):
+            raise ValueError(f"Encoder input must have shape [B, {self.num_joints}, 2] (normalised "
+                             f"2D keypoints), got {keypoints.shape}")
+        x = tf.reshape(keypoints, [tf.shape(keypoints)[0], self.num_joints * 2])
         fc0 = self.fc0(x, training=training)
         h = self.trunk(fc0, training=training)
         outputs = {"fc0": tf.cast(fc0, tf.float32)}
@@ -183,7 +194,9 @@ class LocalBranch(keras.Model):
                  dropout_rate=0.25, sync_batch_norm=True, **kwargs):
         kwargs.setdefault("name", "local_branch")
         super().__init__(**kwargs)
-        _check_positive(output_dim=output_dim, hidden_dim=hidden_dim)
+        _check_positive(output_dim=output_dim, hidden_dim=hidden_dim,
+                        layers_per_block=layers_per_block)
+        _check_non_negative(num_blocks=num_blocks)
         self.output_dim = int(output_dim)
         self.hidden_dim = int(hidden_dim)
         self.num_blocks = int(num_blocks)
@@ -224,6 +237,10 @@ def fuse(pose, view, fusion="moe"):
     ``moe``: mixture of experts [44], 0.5·(z_p + z_v); ``poe``: product of experts [52], z_p · z_v;
     ``cat``: concatenation [z_p ; z_v].
     """
+    if fusion in ("moe", "poe"):
+        p_dim, v_dim = pose.shape[-1], view.shape[-1]
+        if p_dim is not None and v_dim is not None and p_dim != v_dim:
+            fused_dim(fusion, p_dim, v_dim)  # raises, naming both sizes
     if fusion == "moe":
         return 0.5 * (pose + view)
     if fusion == "poe":
@@ -294,7 +311,9 @@ class Decoder(keras.Model):
                  dropout_rate=0.25, sync_batch_norm=True, **kwargs):
         kwargs.setdefault("name", "decoder")
         super().__init__(**kwargs)
-        _check_positive(num_joints=num_joints, hidden_dim=hidden_dim)
+        _check_positive(num_joints=num_joints, hidden_dim=hidden_dim,
+                        layers_per_block=layers_per_block)
+        _check_non_negative(num_blocks=num_blocks)
         self.num_joints = int(num_joints)
         self.hidden_dim = int(hidden_dim)
         self.num_blocks = int(num_blocks)

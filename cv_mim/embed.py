@@ -1,0 +1,48 @@
+r"""Embeds a whole dataset with an export into one .npz file (format: cv_mim.embed_lib docstring).
+
+    python -m cv_mim.embed --export_dir=runs/cv_mim/export --dataset=penn_action \
+        --input=DATA/penn_action/labels --output=runs/cv_mim/penn_embeddings.npz --flip_modes=keep,swap
+"""
+
+import logging
+
+from absl import app
+from absl import flags
+
+from cv_mim import embed_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("export_dir", None, "SavedModel from cv_mim.export.")
+flags.DEFINE_enum("dataset", None, embed_lib.DATASETS,
+                  "penn_action: labels/ folder of .mat; ntu_rgbd: folder of .skeleton; h36m: "
+                  "folder with data_3d_h36m.npz (+ data_2d_h36m_gt.npz) and cameras.json; npy: a "
+                  ".npy of [N,13,2] or [C,T,13,2] canonical keypoints (NaN = missing).")
+flags.DEFINE_string("input", None, "Dataset path.")
+flags.DEFINE_string("output", None, "Output .npz.")
+flags.DEFINE_list("flip_modes", [], "Also embed mirrored keypoints: keep and/or swap.")
+flags.DEFINE_bool("skip_malformed", False, "Skip malformed files (counted in the log) instead of "
+                  "stopping.")
+flags.DEFINE_string("skip_list", None, "NTU: text file of sample names to skip.")
+flags.DEFINE_list("subjects", None, "h36m: subjects to embed (default: all).")
+flags.DEFINE_float("min_visible_fraction", 0.4, "Penn: drop clips with fewer visible joints.")
+flags.mark_flags_as_required(["export_dir", "dataset", "input", "output"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.getLogger().setLevel(logging.INFO)
+    kwargs = {"skip_malformed": FLAGS.skip_malformed}
+    if FLAGS.dataset == "ntu_rgbd":
+        kwargs["skip_list"] = FLAGS.skip_list
+    if FLAGS.dataset == "h36m":
+        kwargs["subjects"] = FLAGS.subjects
+    if FLAGS.dataset == "penn_action":
+        kwargs["min_visible_fraction"] = FLAGS.min_visible_fraction
+    path = embed_lib.embed_dataset(FLAGS.export_dir, FLAGS.dataset, FLAGS.input, FLAGS.output,
+                                   flip_modes=tuple(FLAGS.flip_modes), **kwargs)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)
