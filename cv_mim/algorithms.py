@@ -67,6 +67,7 @@ class ModelConfig:
     kl_weight: float = 1.0                 # VAE: 1; β-VAE: β
     infonce_temperature: float = 1.0
     infomax_cross_weight: float = 5.0      # weight of the cross-view terms of the Eq. 2 baselines
+    cross_pairing: str = "swap_pose"       # Eq. 2 baselines: (z_p^j, z_v^i) or "other_view" (z_p^j, z_v^j)
 
     def __post_init__(self):
         if self.algorithm not in ALGORITHMS:
@@ -82,8 +83,13 @@ class ModelConfig:
                              f"{self.generator_loss!r}")
         if self.mi_measure not in losses.MEASURES:
             raise ValueError(f"mi_measure must be one of {losses.MEASURES}, got {self.mi_measure!r}")
+        if not self.infonce_temperature > 0:
+            raise ValueError(f"infonce_temperature must be > 0, got {self.infonce_temperature}")
+        if self.cross_pairing not in ("swap_pose", "other_view"):
+            raise ValueError(f"cross_pairing must be one of ('swap_pose', 'other_view'), got "
+                             f"{self.cross_pairing!r}")
         for name in ("view_loss_weight", "disentangle_loss_weight", "prior_loss_weight",
-                     "kl_weight", "gradient_penalty_weight"):
+                     "kl_weight", "gradient_penalty_weight", "infomax_cross_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         networks.fused_dim(self.fusion, self.pose_dim, self.view_dim)  # validates the fusion

@@ -13,6 +13,7 @@ from absl import app
 from absl import flags
 
 from cv_mim import algorithms
+from cv_mim import baselines
 from cv_mim import losses
 from cv_mim import pipelines
 from cv_mim import pretrain_lib
@@ -51,6 +52,8 @@ flags.DEFINE_enum("loss_weighting", "paper", algorithms.LOSS_WEIGHTINGS,
 flags.DEFINE_enum("club_variant", "paper", losses.CLUB_VARIANTS, "CLUB estimator of Eq. 7.")
 flags.DEFINE_float("kl_weight", None, "KL weight of vae (default 1) and beta_vae (β, default 4).")
 flags.DEFINE_float("infonce_temperature", 1.0, "Temperature of the infonce baseline.")
+flags.DEFINE_enum("cross_pairing", "swap_pose", ["swap_pose", "other_view"],
+                  "infonce/dim cross-view term: (z_p^j, z_v^i) or Eq. 2 as printed (z_p^j, z_v^j).")
 # Optimisation.
 flags.DEFINE_integer("batch_size", 256, "Global batch of positive pairs.")
 flags.DEFINE_integer("num_steps", 5_000_000, "Training steps.")
@@ -74,7 +77,7 @@ flags.mark_flag_as_required("model_dir")
 def model_config_from_flags():
     kl_weight = FLAGS.kl_weight
     if kl_weight is None:
-        kl_weight = 4.0 if FLAGS.algorithm == "beta_vae" else 1.0
+        kl_weight = baselines.default_kl_weight(FLAGS.algorithm)
     return algorithms.ModelConfig(
         algorithm=FLAGS.algorithm, pose_dim=FLAGS.pose_embedding_dim,
         view_dim=FLAGS.view_embedding_dim, hidden_dim=FLAGS.hidden_dim,
@@ -83,7 +86,7 @@ def model_config_from_flags():
         disentangle_loss_weight=FLAGS.disentangle_loss_weight,
         prior_loss_weight=FLAGS.prior_loss_weight, loss_weighting=FLAGS.loss_weighting,
         club_variant=FLAGS.club_variant, kl_weight=kl_weight,
-        infonce_temperature=FLAGS.infonce_temperature)
+        infonce_temperature=FLAGS.infonce_temperature, cross_pairing=FLAGS.cross_pairing)
 
 
 def main(argv):
