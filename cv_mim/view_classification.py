@@ -1,0 +1,59 @@
+r"""View classification on Penn Action (App. C, Table 10).
+
+    python -m cv_mim.view_classification --embeddings=runs/penn_embeddings.npz \
+        --output_dir=runs/view_classification
+    python -m cv_mim.view_classification --export_dir=runs/cv_mim/export \
+        --input=DATA/penn_action/labels --output_dir=runs/view_classification
+
+With --export_dir the dataset is embedded by the same library function as ``cv_mim.embed``.
+"""
+
+import logging
+import os
+
+from absl import app
+from absl import flags
+
+from cv_mim import embed_lib
+from cv_mim import view_classification_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("embeddings", None, "A cv_mim.embed output of Penn Action (.npz).")
+flags.DEFINE_string("export_dir", None, "Shortcut: embed --input with this export first.")
+flags.DEFINE_string("input", None, "Penn Action labels/ folder (with --export_dir).")
+flags.DEFINE_string("output_dir", None, "Results directory.")
+flags.DEFINE_list("features", ["view_embedding", "raw"],
+                  f"Inputs to compare, from {view_classification_lib.FEATURES}.")
+flags.DEFINE_integer("steps", 10_000, "Iterations (App. C: 1e4).")
+flags.DEFINE_integer("batch_size", 64, "Batch size (App. C: 64).")
+flags.DEFINE_float("learning_rate", 1e-2, "AdaGrad learning rate (App. C: 1e-2).")
+flags.DEFINE_list("seeds", ["0"], "One run per seed.")
+flags.DEFINE_string("method", None, "Name of the representation in the table.")
+flags.mark_flag_as_required("output_dir")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.getLogger().setLevel(logging.INFO)
+    unknown = sorted(set(FLAGS.features) - set(view_classification_lib.FEATURES))
+    if unknown:
+        raise app.UsageError(f"--features: unknown {unknown}; choose from "
+                             f"{view_classification_lib.FEATURES}")
+    embeddings = FLAGS.embeddings
+    if FLAGS.export_dir:
+        if embeddings or not FLAGS.input:
+            raise app.UsageError("--export_dir needs --input and no --embeddings")
+        embeddings = embed_lib.embed_dataset(FLAGS.export_dir, "penn_action", FLAGS.input,
+                                             os.path.join(FLAGS.output_dir, "embeddings.npz"))
+    if not embeddings:
+        raise app.UsageError("give --embeddings (from cv_mim.embed) or --export_dir")
+    view_classification_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir,
+                                features=tuple(FLAGS.features), steps=FLAGS.steps,
+                                batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+                                seeds=[int(s) for s in FLAGS.seeds], method=FLAGS.method)
+    print(open(os.path.join(FLAGS.output_dir, "view_table.md"), encoding="utf-8").read())
+
+
+if __name__ == "__main__":
+    app.run(main)
