@@ -238,16 +238,17 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
             "num_train_clips": int(len(train_idx)), "num_test_clips": int(len(test_idx)),
             "classes_seen": [class_names[c] for c in seen], "classes_missing": missing,
             "best_reachable_top1": test_in_seen,
-            "top1_mean": float(np.mean(top1)), "top1_std": float(np.std(top1)),
-            "top5_mean": float(np.mean(top5)) if top5 else None,
-            "top5_std": float(np.std(top5)) if top5 else None, "runs": runs,
+            "top1_mean": training.mean_std(top1)[0], "top1_std": training.mean_std(top1)[1],
+            "top5_mean": training.mean_std(top5)[0] if top5 else None,
+            "top5_std": training.mean_std(top5)[1] if top5 else None, "runs": runs,
             "confusion_csv": base + ".csv"}
     per_view = results["train_views"]
     results["average_top1"] = float(np.mean([v["top1_mean"] for v in per_view.values()]))
     t5 = [v["top5_mean"] for v in per_view.values() if v["top5_mean"] is not None]
     results["average_top5"] = float(np.mean(t5)) if t5 else None
-    results["run_std_of_average_top1"] = float(np.std(
-        [np.mean([v["runs"][i]["top1"] for v in per_view.values()]) for i in range(len(seeds))]))
+    # Std over runs of the per-run average over training views (the "Average" column's ±).
+    results["run_std_of_average_top1"] = training.mean_std(
+        [np.mean([v["runs"][i]["top1"] for v in per_view.values()]) for i in range(len(seeds))])[1]
     with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as f:
         json.dump(_jsonable(results), f, indent=2)
     table = markdown_table(results)
