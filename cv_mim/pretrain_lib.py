@@ -6,7 +6,8 @@
   profile, normalisation, loss settings);
 * ``ckpt-<step>.*`` + ``checkpoint`` — ``tf.train.CheckpointManager`` checkpoints with the objects
   ``model/<network>``, ``optimizers/<group>`` and ``step`` (see :func:`cv_mim.train_lib.make_checkpoint`);
-* ``flags.json`` (written at start), ``train/`` TensorBoard events, ``train_summary.json`` (at the end).
+* ``flags.json`` (written at start), ``train/`` TensorBoard events, ``metrics.jsonl`` (the same scalars
+  as JSON lines, for plotting without TensorBoard), ``train_summary.json`` (at the end).
 
 Start-up order (logged): resume from the newest checkpoint in ``model_dir``; else initialise from
 ``init_checkpoint``; else start from scratch.
@@ -235,6 +236,8 @@ def run(*, model_dir: str, config: algorithms.ModelConfig, source: pipelines.Pai
             last_losses = flat
             steps_per_second = (step - start) / max(time.time() - t_start, 1e-9)
             if record_if(step):
+                with open(os.path.join(model_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"step": step, **flat}) + "\n")
                 with writer.as_default(step=step):
                     for name, value in flat.items():
                         train_lib.write_scalar(f"train/{name}", value, step)

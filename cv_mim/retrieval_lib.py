@@ -71,7 +71,8 @@ def hits_at_k(neighbours, is_hit_fn, ks=KS):
     """Fraction of queries with a hit among their first k neighbours, for each k."""
     hits = is_hit_fn(neighbours)  # [Q, kmax] bool
     cumulative = np.cumsum(hits, axis=1) > 0
-    return {k: float(cumulative[:, k - 1].mean()) for k in ks}
+    # String keys, so results read back from JSON look the same as fresh ones.
+    return {str(k): float(cumulative[:, k - 1].mean()) for k in ks}
 
 
 @dataclasses.dataclass
@@ -111,7 +112,8 @@ def evaluate(data: RetrievalData, *, threshold=0.1, ks=KS, max_queries=None, see
                                  "exact": exact, "pmpjpe": near})
         summary = {}
         for crit in ("exact", "pmpjpe"):
-            summary[crit] = {k: float(np.mean([p[crit][k] for p in per_pair])) for k in ks}
+            summary[crit] = {str(k): float(np.mean([p[crit][str(k)] for p in per_pair]))
+                             for k in ks}
         results["features"][name] = {"mean": summary, "per_pair": per_pair}
     return results
 
@@ -122,8 +124,8 @@ def markdown_table(results, ks=KS):
              "|---|" + "---|" * (2 * len(ks))]
     for name, res in results["features"].items():
         m = res["mean"]
-        lines.append(f"| {name} | " + " | ".join(f"{100 * m['exact'][k]:.1f}" for k in ks) + " | "
-                     + " | ".join(f"{100 * m['pmpjpe'][k]:.1f}" for k in ks) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{100 * m['exact'][str(k)]:.1f}" for k in ks)
+                     + " | " + " | ".join(f"{100 * m['pmpjpe'][str(k)]:.1f}" for k in ks) + " |")
     return "\n".join(lines)
 
 
