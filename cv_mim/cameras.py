@@ -515,7 +515,7 @@ def rotation_matrices(azimuth, elevation, roll):
     return tf.stack([tf.stack(row, axis=-1) for row in rows], axis=-2)
 
 
-def project_with_angles(keypoints_3d, azimuth, elevation, roll, depth=2.0):
+def project_with_angles(keypoints_3d, azimuth, elevation, roll, depth=2.0, return_depth=False):
     """Rotates normalised 3D poses and projects them through the virtual camera (no randomness).
 
     The pose is rotated by ``R = rotation_matrices(azimuth, elevation, roll)`` about its origin
@@ -559,13 +559,16 @@ def project_with_angles(keypoints_3d, azimuth, elevation, roll, depth=2.0):
     rotated = tf.linalg.matmul(keypoints_3d, rotations, transpose_b=True)
     x_w, y_w, z_w = tf.unstack(rotated, num=3, axis=-1)
     denominator = tf.maximum(x_w + tf.cast(depth, dtype), tf.cast(_MIN_VIRTUAL_DEPTH, dtype))
-    return tf.stack([-y_w / denominator, -z_w / denominator], axis=-1)
+    projected = tf.stack([-y_w / denominator, -z_w / denominator], axis=-1)
+    # The distance of every joint in front of the camera (<= 0: behind it). Callers use it to treat
+    # joints too close to, or behind, the camera plane as unseen (see pipelines.make_pair_dataset).
+    return (projected, x_w + tf.cast(depth, dtype)) if return_depth else projected
 
 
 def random_camera_projection(keypoints_3d, seed, azimuth_range=(-math.pi, math.pi),
                              elevation_range=(-math.pi / 6, math.pi / 6),
                              roll_range=(-math.pi / 6, math.pi / 6), depth=2.0,
-                             return_angles=False):
+                             return_angles=False, return_depth=False):
     """Camera augmentation (paper §4.2): projection of each pose from a random virtual camera.
 
     One independent (azimuth, elevation, roll) is drawn uniformly per pose (i.e. per element of
@@ -583,6 +586,7 @@ def random_camera_projection(keypoints_3d, seed, azimuth_range=(-math.pi, math.p
       azimuth_range, elevation_range, roll_range: (low, high) in radians.
       depth: normalised camera distance (2.0 as the authors).
       return_angles: also return the sampled angles.
+      return_depth: also return [..., J] each joint's depth in front of the virtual camera.
 
     Returns:
       [..., J, 2] image-plane keypoints (x right, y down); with ``return_angles`` also a
@@ -605,5 +609,8 @@ def random_camera_projection(keypoints_3d, seed, azimuth_range=(-math.pi, math.p
     high = tf.constant([azimuth_range[1], elevation_range[1], roll_range[1]], dtype=dtype)
     angles = low + (high - low) * uniform
     projected = project_with_angles(keypoints_3d, angles[..., 0], angles[..., 1], angles[..., 2],
-                                    depth=depth)
+                                    depth=depth, return_depth=return_depth)
+    if return_depth:
+        projected, joint_depth = projected
+        return (projected, joint_depth, angles) if return_angles else (projected, joint_depth)
     return (projected, angles) if return_angles else projected

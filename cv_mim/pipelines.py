@@ -80,8 +80,12 @@ def source_from_multiview(poses) -> PairSource:
                       keypoints_3d=normalized_3d_canonical(poses.keypoints_3d))
 
 
+MIN_PROJECTION_DEPTH = 0.5
+
+
 def make_pair_dataset(source: PairSource, *, batch_size: int, seed: int, augmentation="mixed",
                       projection_probability=0.5, start_batch=0, num_batches=None,
+                      min_projection_depth=MIN_PROJECTION_DEPTH,
                       num_parallel_calls=tf.data.AUTOTUNE):
     """Batches of normalised positive pairs.
 
@@ -92,6 +96,11 @@ def make_pair_dataset(source: PairSource, *, batch_size: int, seed: int, augment
       augmentation: ``"mixed"`` (paper: each view independently real or projected with probability
         ``projection_probability``), ``"none"`` (real cameras only) or ``"projection"`` (both views from
         random virtual cameras).
+      min_projection_depth: a projected joint closer than this to the virtual camera plane (in
+        normalised units; the camera is 2 units from the hip) is treated as unseen (missing). The
+        paper's camera ranges occasionally put a raised hand at or behind the camera plane, where the
+        perspective division explodes (the authors clamp the divisor at 1e-12, which yields values
+        up to 1e12); one such batch ruins BatchNorm's moving statistics.
       start_batch: index of the first batch (the resumed step).
       num_batches: stop after this many batches (default: endless).
     Returns:
@@ -137,7 +146,10 @@ def make_pair_dataset(source: PairSource, *, batch_size: int, seed: int, augment
         for real, proj_seed, mix_seed in ((real_a, seeds[3], seeds[4]), (real_p, seeds[5], None)):
             if projection_probability > 0.0:
                 pose3d = tf.gather(kp3d, frame)
-                projected = cameras.random_camera_projection(pose3d, proj_seed)
+                projected, joint_depth = cameras.random_camera_projection(pose3d, proj_seed,
+                                                                          return_depth=True)
+                seen = joint_depth >= min_projection_depth
+                projected = tf.where(seen[..., None], projected, tf.constant(np.nan, tf.float32))
                 if projection_probability >= 1.0:
                     use_projection = tf.ones([batch_size], tf.bool)
                 else:

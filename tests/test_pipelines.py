@@ -138,3 +138,21 @@ def test_bad_sources():
     no_3d = pipelines.PairSource(np.zeros((5, 2, 13, 2), np.float32))
     with pytest.raises(ValueError, match="needs 3D poses"):
         pipelines.make_pair_dataset(no_3d, batch_size=4, seed=0, augmentation="mixed")
+
+
+def test_joints_near_or_behind_the_virtual_camera_are_missing_not_huge():
+    """A hand reaching towards the virtual camera (depth 2) must not explode the normalised input."""
+    rng = np.random.default_rng(3)
+    kp3d = _pose3d(rng, 200)
+    kp3d[:, 5] = [-2.2, -0.4, 0.4]  # the left wrist is behind the camera plane at azimuth 0
+    kp2d = np.zeros((200, 2, 13, 2), np.float32)
+    src = pipelines.PairSource(kp2d, kp3d)
+    (a, _), = _take(pipelines.make_pair_dataset(src, batch_size=2000, seed=0,
+                                                augmentation="projection"), 1)
+    assert np.all(np.isfinite(a))
+    assert np.abs(a).max() < 20.0
+    # Without the guard the same batch holds huge values (the division by a clamped depth).
+    (b, _), = _take(pipelines.make_pair_dataset(src, batch_size=2000, seed=0,
+                                                augmentation="projection",
+                                                min_projection_depth=-np.inf), 1)
+    assert np.abs(b).max() > 1e3
