@@ -195,6 +195,12 @@ def run(*, model_dir: str, config: algorithms.ModelConfig, source: pipelines.Pai
             else:
                 log.info("start-up: no checkpoint in %s and no init_checkpoint; from scratch",
                          model_dir)
+        for group, opt in optimizers.items():
+            # A checkpoint restores the optimizer's learning rate too; the requested one wins.
+            if abs(_lr(opt) - learning_rate) > 1e-12 * max(1.0, learning_rate):
+                log.info("optimizer %s: learning rate %g from the checkpoint replaced by %g",
+                         group, _lr(opt), learning_rate)
+                opt.learning_rate = learning_rate
         step_fn = train_lib.make_train_step(dist, algorithm, optimizers,
                                             run_eagerly=run_eagerly, jit_compile=jit_compile)
         start = int(step_var.numpy())
@@ -242,7 +248,7 @@ def run(*, model_dir: str, config: algorithms.ModelConfig, source: pipelines.Pai
                     for name, value in flat.items():
                         train_lib.write_scalar(f"train/{name}", value, step)
                     for group, opt in optimizers.items():
-                        train_lib.write_scalar(f"train/lr/{group}", float(opt.learning_rate), step)
+                        train_lib.write_scalar(f"train/lr/{group}", _lr(opt), step)
                     train_lib.write_scalar("train/steps_per_second", steps_per_second, step)
             if step % checkpoint_every == 0:
                 manager.save(checkpoint_number=step)
@@ -270,6 +276,11 @@ def run(*, model_dir: str, config: algorithms.ModelConfig, source: pipelines.Pai
         return summary
     finally:
         tf.keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _lr(optimizer):
+    """The current learning rate as a float (works for mirrored variables too)."""
+    return float(optimizer.learning_rate.numpy())
 
 
 def _ckpt_step(path):

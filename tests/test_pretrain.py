@@ -1,0 +1,229 @@
+"""End-to-end tests of the pretraining binary: artefacts, resume, NaN stop, strategies, bad input."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cv_mim import algorithms
+from cv_mim import pretrain_lib
+from cv_mim import train_lib
+
+TINY = pathlib.Path(__file__).resolve().parents[1] / "testdata" / "synthetic_tiny"
+H36M = TINY / "h36m"
+
+
+def _small_config(**kw):
+    kw.setdefault("hidden_dim", 32)
+    return algorithms.ModelConfig(**kw)
+
+
+@pytest.fixture(scope="module")
+def source():
+    return pretrain_lib.load_pair_source("h36m", data_dir=str(H36M), subjects=("S1",))
+
+
+def _events(model_dir):
+    from tensorflow.core.util import event_pb2  # pylint: disable=import-outside-toplevel
+    tags = {}
+    for path in tf.io.gfile.glob(os.path.join(model_dir, "train", "events.*")):
+        for record in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(
+                    (event.step, float(tf.make_ndarray(value.tensor))))
+    return tags
+
+
+def test_run_writes_checkpoint_events_flags_and_config(tmp_path, source):
+    model_dir = str(tmp_path / "m")
+    summary = pretrain_lib.run(model_dir=model_dir, config=_small_config(), source=source,
+                               batch_size=16, num_steps=6, summary_every=2, checkpoint_every=3,
+                               log_every=2, flags_record={"hello": "world"})
+    assert summary["final_step"] == 6 and summary["steps_run"] == 6
+    files = set(os.listdir(model_dir))
+    assert {"flags.json", "model_config.json", "checkpoint", "train_summary.json",
+            "metrics.jsonl"} <= files
+    assert json.load(open(os.path.join(model_dir, "flags.json"))) == {"hello": "world"}
+    config = pretrain_lib.load_model_config(model_dir)
+    assert config == _small_config()
+    assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-6")
+    # The checkpoint's object names are part of the interface.
+    names = {name for name, _ in tf.train.list_variables(tf.train.latest_checkpoint(model_dir))}
+    for prefix in ("model/encoder/", "model/local_branch/", "model/estimator/",
+                   "model/discriminator/", "optimizers/encoder/", "optimizers/estimator/",
+                   "optimizers/discriminator/", "step/"):
+        assert any(n.startswith(prefix) for n in names), prefix
+    tags = _events(model_dir)
+    for tag in ("train/encoder/view_loss", "train/encoder/total_loss", "train/lr/encoder",
+                "train/estimator/total_loss", "train/discriminator/total_loss",
+                "train/metrics/cross_view_mi"):
+        assert tag in tags, tag
+    assert [s for s, _ in tags["train/encoder/view_loss"]] == [2, 4, 6]
+    assert tags["train/lr/encoder"][0][1] == pytest.approx(0.02)
+    # The encoder rebuilds from model_config.json + checkpoint alone.
+    encoder, cfg, path, step = pretrain_lib.restore_encoder(model_dir)
+    assert step == 6 and cfg.hidden_dim == 32
+    out = encoder(tf.zeros([2, 13, 2]), training=False)
+    assert out["pose_embedding"].shape == (2, 32)
+
+
+def test_resume_continues_step_count_and_loss_curve(tmp_path, source):
+    straight = str(tmp_path / "straight")
+    split = str(tmp_path / "split")
+    cfg = _small_config(dropout_rate=0.0)
+    kwargs = dict(config=cfg, source=source, batch_size=16, num_steps=8, summary_every=1,
+                  checkpoint_every=4, log_every=4, seed=3)
+    full = pretrain_lib.run(model_dir=straight, **kwargs)
+    first = pretrain_lib.run(model_dir=split, stop_after=4, **kwargs)
+    assert first["final_step"] == 4
+    second = pretrain_lib.run(model_dir=split, **kwargs)
+    assert second["start_step"] == 4 and second["final_step"] == 8
+    a = _events(straight)["train/encoder/total_loss"]
+    b = sorted(dict(_events(split)["train/encoder/total_loss"]).items())
+    assert [s for s, _ in b] == list(range(1, 9))
+    # The resumed run sees the same batches and seeds: the loss curve continues exactly.
+    np.testing.assert_allclose([v for _, v in b], [v for _, v in sorted(a)], rtol=2e-4)
+    again = pretrain_lib.run(model_dir=split, **kwargs)
+    assert again["steps_run"] == 0
+
+
+def test_killed_run_resumes_from_last_checkpoint(tmp_path):
+    model_dir = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "cv_mim.pretrain", f"--data_dir={H36M}", "--subjects=S1",
+           f"--model_dir={model_dir}", "--hidden_dim=32", "--batch_size=16", "--num_steps=400",
+           "--checkpoint_every=5", "--log_every=5", "--summary_every=5"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)
+    # Kill it once it has written a checkpoint past step 5.
+    import time  # pylint: disable=import-outside-toplevel
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        latest = tf.train.latest_checkpoint(str(model_dir))
+        if latest and int(latest.rsplit("-", 1)[1]) >= 10:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    killed_at = int(tf.train.latest_checkpoint(str(model_dir)).rsplit("-", 1)[1])
+    out = subprocess.run(cmd[:-5] + ["--num_steps=" + str(killed_at + 5), "--checkpoint_every=5",
+                                     "--log_every=5", "--summary_every=5"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"resuming from {model_dir}/ckpt-{killed_at}" in out.stderr
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith(f"ckpt-{killed_at + 5}")
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path, source, monkeypatch):
+    model_dir = str(tmp_path / "nan")
+    cfg = _small_config()
+    pretrain_lib.run(model_dir=model_dir, config=cfg, source=source, batch_size=16, num_steps=2,
+                     checkpoint_every=1)
+    # Inject a fault: the step's D loss turns NaN at the second step of the resumed run.
+    real_make = train_lib.make_train_step
+
+    def faulty_make(*args, **kwargs):
+        step_fn = real_make(*args, **kwargs)
+        calls = []
+
+        def step(*a):
+            out = step_fn(*a)
+            calls.append(1)
+            if len(calls) == 2:
+                out["discriminator"]["total_loss"] = tf.constant(float("nan"))
+            return out
+        return step
+
+    monkeypatch.setattr(train_lib, "make_train_step", faulty_make)
+    with pytest.raises(pretrain_lib.NonFiniteLossError,
+                       match=r"loss discriminator/total_loss became nan at step 4 .*ckpt-2"):
+        pretrain_lib.run(model_dir=model_dir, config=cfg, source=source, batch_size=16,
+                         num_steps=50, checkpoint_every=1000)
+    assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-2")
+
+
+def test_resume_uses_the_requested_learning_rate(tmp_path, source):
+    model_dir = str(tmp_path / "lr")
+    pretrain_lib.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,
+                     num_steps=1)
+    pretrain_lib.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,
+                     num_steps=2, learning_rate=0.005, summary_every=1)
+    lrs = dict(_events(model_dir)["train/lr/encoder"])
+    assert lrs[2] == pytest.approx(0.005)
+
+
+def test_init_checkpoint_and_config_mismatch(tmp_path, source):
+    first = str(tmp_path / "first")
+    pretrain_lib.run(model_dir=first, config=_small_config(), source=source, batch_size=16,
+                     num_steps=2)
+    enc_first, _, _, _ = pretrain_lib.restore_encoder(first)
+    second = str(tmp_path / "second")
+    pretrain_lib.run(model_dir=second, config=_small_config(), source=source, batch_size=16,
+                     num_steps=1, init_checkpoint=first, learning_rate=1e-9)
+    enc_second, _, _, _ = pretrain_lib.restore_encoder(second)
+    np.testing.assert_allclose(enc_first.get_weights()[0], enc_second.get_weights()[0], atol=1e-5)
+    with pytest.raises(ValueError, match="describes a different model"):
+        pretrain_lib.run(model_dir=first, config=_small_config(pose_dim=16, view_dim=16),
+                         source=source, batch_size=16, num_steps=3)
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(data_dir="/nonexistent"), FileNotFoundError, "data_3d file not found"),
+    (dict(data_dir=str(H36M), subjects=("S7",)), ValueError, "S7"),
+    (dict(), ValueError, "needs data_3d"),
+    (dict(data_format="csv"), ValueError, "data_format must be one of"),
+])
+def test_bad_data_arguments(kwargs, error, match):
+    args = dict(data_format="h36m")
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        pretrain_lib.load_pair_source(**args)
+
+
+def test_corrupt_and_misshaped_files(tmp_path):
+    import shutil  # pylint: disable=import-outside-toplevel
+    d = tmp_path / "h36m"
+    shutil.copytree(H36M, d)
+    (d / "data_3d_h36m.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="data_3d_h36m.npz"):
+        pretrain_lib.load_pair_source("h36m", data_dir=str(d), subjects=("S1",))
+    shutil.copy(H36M / "data_3d_h36m.npz", d / "data_3d_h36m.npz")
+    cams = json.loads((d / "cameras.json").read_text())
+    del cams["extrinsics"]["S1"][cams["camera_order"][1]]
+    (d / "cameras.json").write_text(json.dumps(cams))
+    with pytest.raises(ValueError, match=cams["camera_order"][1]):
+        pretrain_lib.load_pair_source("h36m", data_dir=str(d), subjects=("S1",))
+
+
+@pytest.mark.parametrize("algorithm", ["autoencoder", "infonce"])
+def test_baseline_checkpoints_export_like_cv_mim(tmp_path, source, algorithm):
+    model_dir = str(tmp_path / algorithm)
+    pretrain_lib.run(model_dir=model_dir, config=_small_config(algorithm=algorithm),
+                     source=source, batch_size=16, num_steps=2)
+    encoder, cfg, _, step = pretrain_lib.restore_encoder(model_dir)
+    assert cfg.algorithm == algorithm and step == 2
+
+
+@pytest.mark.slow
+@pytest.mark.multidevice
+def test_mirrored_strategy_on_two_logical_devices(tmp_path):
+    script = (
+        "import tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()]*2)\n"
+        "from cv_mim import algorithms, pretrain_lib\n"
+        f"src = pretrain_lib.load_pair_source('h36m', data_dir={str(H36M)!r}, subjects=('S1',))\n"
+        f"s = pretrain_lib.run(model_dir={str(tmp_path / 'mirrored')!r},"
+        " config=algorithms.ModelConfig(hidden_dim=32), source=src, batch_size=16, num_steps=3,"
+        " strategy='mirrored', devices=['/cpu:0', '/cpu:1'])\n"
+        "print('REPLICAS', s['replicas'], s['final_step'])\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "REPLICAS 2 3" in out.stdout
+    assert tf.train.latest_checkpoint(str(tmp_path / "mirrored")).endswith("ckpt-3")
