@@ -61,14 +61,17 @@ class _ResidualBlock(keras.layers.Layer):
 
     def __init__(self, units, num_layers, dropout_rate, sync_batch_norm=True, **kwargs):
         super().__init__(**kwargs)
-        self.layers_ = [
-            _LinearLayer(units, dropout_rate, sync_batch_norm, name=f"linear{i}")
-            for i in range(num_layers)]
+        # One named attribute per sub-layer: Keras 3 wraps lists of layers in a TrackedList that
+        # tf.train.Checkpoint does not follow, so layers held only in a list would not be saved.
+        self.num_layers = int(num_layers)
+        for i in range(self.num_layers):
+            setattr(self, f"linear{i}", _LinearLayer(units, dropout_rate, sync_batch_norm,
+                                                     name=f"linear{i}"))
 
     def call(self, x, training=False):
         y = x
-        for layer in self.layers_:
-            y = layer(y, training=training)
+        for i in range(self.num_layers):
+            y = getattr(self, f"linear{i}")(y, training=training)
         return x + y
 
 
@@ -78,14 +81,15 @@ class _ResidualTrunk(keras.layers.Layer):
     def __init__(self, hidden_dim, num_blocks, layers_per_block, dropout_rate, sync_batch_norm,
                  **kwargs):
         super().__init__(**kwargs)
-        self.blocks = [
-            _ResidualBlock(hidden_dim, layers_per_block, dropout_rate, sync_batch_norm,
-                           name=f"res_block{i + 1}")
-            for i in range(num_blocks)]
+        self.num_blocks = int(num_blocks)
+        for i in range(self.num_blocks):  # named attributes, not a list (see _ResidualBlock)
+            setattr(self, f"res_block{i + 1}", _ResidualBlock(
+                hidden_dim, layers_per_block, dropout_rate, sync_batch_norm,
+                name=f"res_block{i + 1}"))
 
     def call(self, x, training=False):
-        for block in self.blocks:
-            x = block(x, training=training)
+        for i in range(self.num_blocks):
+            x = getattr(self, f"res_block{i + 1}")(x, training=training)
         return x
 
 
