@@ -99,7 +99,7 @@ def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=
         ds = ntu_rgbd.load_ntu_rgbd(path, skip_list=skip_list, skip_malformed=skip_malformed,
                                     **kwargs)
         n = len(ds)
-        views = ds.views()
+        views = np.asarray(ds.views)
         return ClipSet(
             keypoints=list(ds.keypoints), masks=list(ds.mask), clip_ids=np.asarray(ds.clip_ids),
             labels=np.asarray(ds.labels, np.int64), class_names=tuple(ds.class_names),
@@ -139,12 +139,15 @@ def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=
             subjects=np.array(subj), setups=_empty_ints(n), cameras=_empty_ints(n),
             performers=_empty_ints(n), replications=_empty_ints(n), info={})
     # npy: [N, 13, 2] (one clip) or [C, T, 13, 2] (C clips); NaN marks missing joints.
-    arr = np.load(path)
-    if arr.ndim == 3:
-        arr = arr[None]
-    if arr.ndim != 4 or arr.shape[-2:] != (keypoints.NUM_JOINTS, 2):
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as err:  # pylint: disable=broad-except
+        raise ValueError(f"{path}: not a readable .npy array ({err})") from None
+    if arr.ndim not in (3, 4) or arr.shape[-2:] != (keypoints.NUM_JOINTS, 2):
         raise ValueError(f"{path}: a keypoint .npy must have shape [N, 13, 2] or [C, T, 13, 2] "
                          f"(canonical joints, pixels), got {arr.shape}")
+    if arr.ndim == 3:
+        arr = arr[None]
     arr = arr.astype(np.float32)
     n = arr.shape[0]
     return ClipSet(

@@ -1,0 +1,277 @@
+"""Export, embedding, retrieval, action recognition and view classification end to end (tiny world)."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cv_mim import algorithms
+from cv_mim import embed_lib
+from cv_mim import export_lib
+from cv_mim import keypoints
+from cv_mim import pretrain_lib
+from cv_mim import retrieval_lib
+from cv_mim import view_classification_lib
+from cv_mim.action_recognition import protocols
+
+TINY = pathlib.Path(__file__).resolve().parents[1] / "testdata" / "synthetic_tiny"
+PENN = TINY / "penn_action" / "labels"
+NTU = TINY / "ntu_rgbd" / "nturgb+d_skeletons"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("downstream")
+    model_dir = str(root / "model")
+    src = pretrain_lib.load_pair_source("h36m", data_dir=str(TINY / "h36m"), subjects=("S1",))
+    pretrain_lib.run(model_dir=model_dir, config=algorithms.ModelConfig(hidden_dim=32),
+                     source=src, batch_size=16, num_steps=3, flags_record={"note": "test"})
+    export_dir = str(root / "export")
+    export_lib.export(model_dir, export_dir)
+    return root, model_dir, export_dir
+
+
+@pytest.fixture(scope="module")
+def penn_embeddings(trained):
+    root, _, export_dir = trained
+    return embed_lib.embed_dataset(export_dir, "penn_action", str(PENN),
+                                   str(root / "penn.npz"), flip_modes=("keep", "swap"))
+
+
+def test_export_layout_metadata_and_atomicity(trained):
+    root, model_dir, export_dir = trained
+    assert {"saved_model.pb", "variables", export_lib.METADATA_FILE} <= set(os.listdir(export_dir))
+    assert not [p for p in os.listdir(root) if ".tmp-" in p]
+    meta = json.load(open(os.path.join(export_dir, export_lib.METADATA_FILE)))
+    assert meta["algorithm"] == "cv_mim" and meta["checkpoint_step"] == 3
+    assert meta["model_config"]["hidden_dim"] == 32 and meta["pretrain_flags"] == {"note": "test"}
+    with pytest.raises(FileExistsError, match="exists"):
+        export_lib.export(model_dir, export_dir)
+    with pytest.raises(FileNotFoundError, match="model_config.json"):
+        export_lib.export(str(root), str(root / "x"))
+
+
+def test_reloaded_export_matches_in_memory_encoder_in_a_fresh_process(trained, tmp_path):
+    _, model_dir, export_dir = trained
+    rng = np.random.default_rng(0)
+    kp = (rng.normal(scale=60, size=(20, 13, 2)) + 400).astype(np.float32)
+    np.save(tmp_path / "kp.npy", kp)
+    script = (
+        "import sys, json, numpy as np, tensorflow as tf\n"
+        f"m = tf.saved_model.load({export_dir!r})\n"
+        f"kp = np.load({str(tmp_path / 'kp.npy')!r})\n"
+        "out = m.signatures['serving_default'](keypoints_2d=tf.constant(kp))\n"
+        f"np.save({str(tmp_path / 'out.npy')!r}, out['pose_embedding'].numpy())\n"
+        "print(json.dumps({'cv_mim_imported': any(k.startswith('cv_mim') for k in sys.modules),"
+        " 'signatures': sorted(m.signatures)}))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not info["cv_mim_imported"]
+    assert info["signatures"] == sorted(export_lib.SIGNATURES)
+    encoder, _, _, _ = pretrain_lib.restore_encoder(model_dir)
+    normalized, _, _ = keypoints.normalize_keypoints_2d(kp)
+    expected = encoder(normalized, training=False)["pose_embedding"].numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-5)
+
+
+def test_export_signatures_handle_scores_layouts_and_missing_joints(trained):
+    _, _, export_dir = trained
+    m = tf.saved_model.load(export_dir)
+    rng = np.random.default_rng(1)
+    kp = (rng.normal(scale=60, size=(6, 13, 2)) + 400).astype(np.float32)
+    base = m.signatures["serving_default"](keypoints_2d=tf.constant(kp))
+    scores = np.ones((6, 13), np.float32)
+    scores[:, 4] = 0.0
+    garbage = kp.copy()
+    garbage[:, 4] = [1e6, -1e6]
+    a = m.signatures["embed_with_scores"](keypoints_2d=tf.constant(kp), keypoint_scores=scores)
+    b = m.signatures["embed_with_scores"](keypoints_2d=tf.constant(garbage), keypoint_scores=scores)
+    np.testing.assert_allclose(a["pose_embedding"], b["pose_embedding"], atol=1e-6)
+    assert not np.allclose(a["pose_embedding"], base["pose_embedding"], atol=1e-6)
+    nan = kp.copy()
+    nan[:, 4] = np.nan
+    c = m.signatures["serving_default"](keypoints_2d=tf.constant(nan))
+    np.testing.assert_allclose(c["pose_embedding"], a["pose_embedding"], atol=1e-6)
+    # COCO-17 input gives the same as the converted canonical keypoints.
+    coco = np.zeros((6, 17, 2), np.float32)
+    coco[:, list(keypoints.LAYOUT_TO_CANONICAL["coco17"])] = kp
+    d = m.signatures["embed_coco17"](keypoints_2d=tf.constant(coco),
+                                     keypoint_scores=tf.ones([6, 17]))
+    np.testing.assert_allclose(d["pose_embedding"], base["pose_embedding"], atol=1e-6)
+    h36 = np.zeros((6, 17, 2), np.float32)
+    h36[:, list(keypoints.LAYOUT_TO_CANONICAL["h36m17"])] = kp
+    e = m.signatures["embed_h36m17"](keypoints_2d=tf.constant(h36))
+    np.testing.assert_allclose(e["pose_embedding"], base["pose_embedding"], atol=1e-6)
+    assert json.loads(m.metadata().numpy().decode())["algorithm"] == "cv_mim"
+
+
+def test_embedding_file_contents(penn_embeddings):
+    emb = embed_lib.load_embeddings(penn_embeddings)
+    n_clips = emb.num_clips
+    assert n_clips == 64 and emb.class_names == ("golf_swing", "jumping_jacks", "squat",
+                                                 "tennis_serve")
+    f = emb["clip_offsets"][-1]
+    assert emb["pose_embedding"].shape == (f, 32) and emb["view_embedding"].shape == (f, 32)
+    assert emb["normalized_keypoints"].shape == (f, 13, 2) and emb["mask"].shape == (f, 13)
+    assert np.all(np.diff(emb["clip_offsets"]) == 332)
+    assert set(emb["views"].tolist()) == {"front", "back", "left", "right"}
+    assert set(emb["split"].tolist()) == {"train", "test"}
+    assert emb.metadata["dataset"] == "penn_action" and emb.metadata["flip_modes"] == ["keep", "swap"]
+    x = emb.clip_features("pose_embedding")
+    assert x.shape == (64, 332, 32)
+    assert emb.clip_features("normalized_keypoints").shape == (64, 332, 26)
+    # Flip modes do what they say on the stored (normalised) poses.
+    nk = emb["normalized_keypoints"]
+    keep = emb["normalized_keypoints_flip_keep"]
+    swap = emb["normalized_keypoints_flip_swap"]
+    np.testing.assert_allclose(keep[..., 0], -nk[..., 0], atol=1e-5)
+    np.testing.assert_allclose(keep[..., 1], nk[..., 1], atol=1e-5)
+    np.testing.assert_allclose(swap, keep[:, list(keypoints.LEFT_RIGHT_SWAP)], atol=1e-5)
+
+
+def test_flip_keypoints_on_a_known_pose():
+    kp = np.zeros((1, 13, 2), np.float32)
+    kp[0, 1] = [10, 5]   # left shoulder
+    kp[0, 2] = [-10, 5]  # right shoulder
+    mask = np.ones((1, 13), np.float32)
+    mask[0, 1] = 0
+    keep, mkeep = embed_lib.flip_keypoints(kp, mask, "keep")
+    assert keep[0, 1].tolist() == [-10, 5] and mkeep[0, 1] == 0  # labels kept
+    swap, mswap = embed_lib.flip_keypoints(kp, mask, "swap")
+    # After mirroring and swapping, the left shoulder holds the mirrored right shoulder.
+    assert swap[0, 1].tolist() == [10, 5] and swap[0, 2].tolist() == [-10, 5]
+    assert mswap[0, 2] == 0 and mswap[0, 1] == 1
+    with pytest.raises(ValueError, match="flip mode"):
+        embed_lib.flip_keypoints(kp, mask, "upside_down")
+
+
+def test_embed_other_datasets_and_bad_input(trained, tmp_path):
+    _, _, export_dir = trained
+    out = embed_lib.embed_dataset(export_dir, "ntu_rgbd", str(NTU), str(tmp_path / "ntu.npz"))
+    emb = embed_lib.load_embeddings(out)
+    assert emb.num_clips == 24 and np.all(np.diff(emb["clip_offsets"]) == 300)
+    assert set(emb["views"].tolist()) <= {"C1R1", "C1R2", "C2R1", "C2R2", "C3R1", "C3R2"}
+    assert set(emb["performers"].tolist()) == {1, 3}
+    out = embed_lib.embed_dataset(export_dir, "h36m", str(TINY / "h36m"), str(tmp_path / "h.npz"))
+    assert embed_lib.load_embeddings(out).num_clips == 2 * 4 * 4
+    np.save(tmp_path / "mine.npy", np.full((5, 13, 2), 100, np.float32))
+    out = embed_lib.embed_dataset(export_dir, "npy", str(tmp_path / "mine.npy"),
+                                  str(tmp_path / "mine.npz"))
+    assert embed_lib.load_embeddings(out)["pose_embedding"].shape == (5, 32)
+    np.save(tmp_path / "bad.npy", np.zeros((5, 17, 2), np.float32))
+    with pytest.raises(ValueError, match=r"bad.npy.*\[N, 13, 2\].*\(5, 17, 2\)"):
+        embed_lib.embed_dataset(export_dir, "npy", str(tmp_path / "bad.npy"), str(tmp_path / "b"))
+    with pytest.raises(FileNotFoundError, match="not found"):
+        embed_lib.embed_dataset(export_dir, "penn_action", "/nonexistent", str(tmp_path / "c"))
+    with pytest.raises(ValueError, match="not a cv_mim.embeddings file|not a readable"):
+        embed_lib.load_embeddings(str(tmp_path / "mine.npy"))
+
+
+def test_procrustes_mpjpe():
+    rng = np.random.default_rng(0)
+    pose = rng.normal(size=(13, 3))
+    angle = 0.7
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0],
+                    [0, 0, 1]])
+    moved = 2.5 * pose @ rot.T + [1, 2, 3]
+    assert retrieval_lib.procrustes_mpjpe(moved, pose) == pytest.approx(0.0, abs=1e-9)
+    mirrored = pose * [-1, 1, 1]
+    assert retrieval_lib.procrustes_mpjpe(mirrored, pose) > 0.05  # no reflections allowed
+
+
+def test_retrieval_run(trained, tmp_path):
+    _, _, export_dir = trained
+    res = retrieval_lib.run(export_dir=export_dir, output_dir=str(tmp_path), data_dir=str(TINY / "h36m"),
+                            subjects=("S9",), max_queries=50)
+    assert {"retrieval_results.json", "retrieval.md", "retrieval_pose_embedding.png",
+            "retrieval_view_embedding.png"} <= set(os.listdir(tmp_path))
+    for feat in retrieval_lib.FEATURES:
+        mean = res["features"][feat]["mean"]
+        for crit in ("exact", "pmpjpe"):
+            assert mean[crit]["1"] <= mean[crit]["5"] <= mean[crit]["10"] <= 1.0
+            assert mean[crit]["1"] <= mean["pmpjpe"]["1"] + 1e-9 or crit == "pmpjpe"
+        assert len(res["features"][feat]["per_pair"]) == 12
+    saved = json.load(open(tmp_path / "retrieval_results.json"))
+    assert saved["features"]["pose_embedding"]["mean"] == res["features"]["pose_embedding"]["mean"]
+
+
+@pytest.mark.slow
+def test_action_recognition_settings(penn_embeddings, tmp_path):
+    # Raw 2D, full supervision: well above chance (4 classes) after a short run.
+    full = protocols.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "full"),
+                         setting="full", features="raw", steps=150, seeds=(0,))
+    assert full["train_views"]["all"]["top1_mean"] > 0.5
+    assert {"results.json", "table.md", "confusion_all.csv", "confusion_all.png"} <= set(
+        os.listdir(tmp_path / "full"))
+    single = protocols.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "ss"),
+                           setting="single_shot", features="embedding", steps=20, seeds=(0, 1),
+                           flip_mode="swap")
+    assert list(single["train_views"]) == ["left", "right", "front", "back"]
+    for view, r in single["train_views"].items():
+        assert r["num_test_clips"] == 32 and len(r["runs"]) == 2
+        assert set(r["runs"][0]["per_test_view_top1"]) == {"front", "back", "left", "right"}
+    table = open(tmp_path / "ss" / "table.md").read()
+    assert "| Method | left | right | front | back | Average |" in table
+    limited = protocols.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "lim"),
+                            setting="limited", fraction=0.25, features="raw", steps=10)
+    assert limited["train_views"]["all"]["runs"][0]["num_train"] == 8
+    with pytest.raises(ValueError, match="fraction"):
+        protocols.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "x"), setting="limited")
+    with pytest.raises(ValueError, match="train_view"):
+        protocols.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "x"),
+                      setting="single_shot", train_view="above")
+
+
+@pytest.mark.slow
+def test_action_recognition_ntu_and_binary(trained, tmp_path):
+    _, _, export_dir = trained
+    out = tmp_path / "ntu"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cv_mim.action_recognition", f"--export_dir={export_dir}",
+         "--dataset=ntu_rgbd", f"--input={NTU}", "--setting=single_shot", "--steps=5",
+         f"--output_dir={out}", "--seeds=0"],
+        capture_output=True, text=True, timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.load(open(out / "results.json"))
+    assert sorted(res["train_views"]) == ["C1R1", "C1R2", "C2R1", "C2R2", "C3R1", "C3R2"]
+    assert (out / "embeddings.npz").exists()  # the --export_dir shortcut used embed_lib
+    cv = protocols.run(embeddings=str(out / "embeddings.npz"), output_dir=str(tmp_path / "cv"),
+                       setting="full", benchmark="cross_view", features="raw", steps=5)
+    assert cv["train_views"]["all"]["num_test_clips"] == 8  # camera 1 only
+    assert cv["benchmark"] == "cross_view"
+
+
+@pytest.mark.slow
+def test_view_classification(penn_embeddings, tmp_path):
+    res = view_classification_lib.run(embeddings=penn_embeddings, output_dir=str(tmp_path),
+                                      steps=300, features=("view_embedding", "raw"))
+    raw = res["features"]["raw"]
+    assert raw["accuracy_mean"] > raw["chance"] + 0.1  # views are visible in raw 2D poses
+    assert raw["num_train_frames"] == 32 * 332
+    assert {"view_results.json", "view_table.md", "view_confusion_raw.csv",
+            "view_confusion_raw.png"} <= set(os.listdir(tmp_path))
+    assert "| Methods | cv_mim (z_v) | 2D Pose |" in open(tmp_path / "view_table.md").read()
+
+
+@pytest.mark.slow
+def test_run_all_quick(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "cv_mim.run_all", f"--workdir={tmp_path}",
+                           "--quick", "--algorithms=cv_mim,autoencoder"],
+                          capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = (tmp_path / "report.md").read_text()
+    for text in ("Table 1 layout", "Temporal ConvNet (raw 2D)", "CV-MIM", "Auto-Encoder",
+                 "Cross-view retrieval", "Table 10 layout", "Claims of the paper"):
+        assert text in report
+    for png in ("figures/training_curves.png", "figures/single_shot_accuracy.png",
+                "retrieval/cv_mim/retrieval_pose_embedding.png",
+                "action_recognition/cv_mim/confusion_front.png"):
+        assert (tmp_path / png).stat().st_size > 1000, png
+    assert "ETA" in proc.stderr
