@@ -200,13 +200,26 @@ def test_corrupt_and_misshaped_files(tmp_path):
         pretrain_lib.load_pair_source("h36m", data_dir=str(d), subjects=("S1",))
 
 
-@pytest.mark.parametrize("algorithm", ["autoencoder", "infonce"])
+@pytest.mark.parametrize("algorithm", ["autoencoder", "vae", "beta_vae", "infonce", "dim"])
 def test_baseline_checkpoints_export_like_cv_mim(tmp_path, source, algorithm):
+    from cv_mim import export_lib  # pylint: disable=import-outside-toplevel
     model_dir = str(tmp_path / algorithm)
     pretrain_lib.run(model_dir=model_dir, config=_small_config(algorithm=algorithm),
                      source=source, batch_size=16, num_steps=2)
     encoder, cfg, _, step = pretrain_lib.restore_encoder(model_dir)
     assert cfg.algorithm == algorithm and step == 2
+    meta = export_lib.export(model_dir, str(tmp_path / f"{algorithm}_export"))
+    assert meta["algorithm"] == algorithm
+    loaded, _ = export_lib.load_export(str(tmp_path / f"{algorithm}_export"))
+    kp = np.random.default_rng(0).normal(400, 50, (3, 13, 2)).astype(np.float32)
+    out = loaded.signatures["serving_default"](keypoints_2d=tf.constant(kp))
+    ref = encoder(pretrain_lib_normalize(kp), training=False)["pose_embedding"].numpy()
+    np.testing.assert_allclose(out["pose_embedding"].numpy(), ref, atol=1e-5)
+
+
+def pretrain_lib_normalize(kp):
+    from cv_mim import keypoints  # pylint: disable=import-outside-toplevel
+    return keypoints.normalize_keypoints_2d(kp)[0]
 
 
 @pytest.mark.slow
