@@ -100,14 +100,14 @@ def write_report(workdir, results, manifest):
 
     # Retrieval.
     rlines = ["| Method | z_p Hit@1 | z_p Hit@5 | z_p Hit@10 | z_v Hit@1 | raw 2D Hit@1 |"
-              " z_p Hit@1 (P-MPJPE ≤ 0.1) |", "|---|---|---|---|---|---|---|"]
+              " z_p Hit@1, same frame |", "|---|---|---|---|---|---|---|"]
     for m in order:
         f = methods[m]["retrieval"]["features"]
-        ex = {k: f[k]["mean"]["exact"] for k in f}
-        rlines.append(f"| {DISPLAY[m]} | {100 * ex['pose_embedding']['1']:.1f} | "
-                      f"{100 * ex['pose_embedding']['5']:.1f} | {100 * ex['pose_embedding']['10']:.1f}"
-                      f" | {100 * ex['view_embedding']['1']:.1f} | {100 * ex['raw_2d']['1']:.1f} | "
-                      f"{100 * f['pose_embedding']['mean']['pmpjpe']['1']:.1f} |")
+        pm = {k: f[k]["mean"]["pmpjpe"] for k in f}
+        rlines.append(f"| {DISPLAY[m]} | {100 * pm['pose_embedding']['1']:.1f} | "
+                      f"{100 * pm['pose_embedding']['5']:.1f} | {100 * pm['pose_embedding']['10']:.1f}"
+                      f" | {100 * pm['view_embedding']['1']:.1f} | {100 * pm['raw_2d']['1']:.1f} | "
+                      f"{100 * f['pose_embedding']['mean']['exact']['1']:.1f} |")
     retrieval_table = "\n".join(rlines)
 
     # Table 10.
@@ -130,10 +130,13 @@ def write_report(workdir, results, manifest):
                        all(cv_avg > v for v in others.values()),
                        f"CV-MIM {100 * cv_avg:.2f}% vs " + ", ".join(
                            f"{k} {100 * v:.2f}%" for k, v in others.items())))
-        hit = {m: methods[m]["retrieval"]["features"]["pose_embedding"]["mean"]["exact"]["1"]
+        # Hit@1 under the Pr-VIPE criterion (a neighbour within P-MPJPE 0.1): consecutive frames are
+        # near-duplicates, so the same-frame criterion is close to 0 for every method.
+        hit = {m: methods[m]["retrieval"]["features"]["pose_embedding"]["mean"]["pmpjpe"]["1"]
                for m in order}
-        raw_hit = cv["retrieval"]["features"]["raw_2d"]["mean"]["exact"]["1"]
-        claims.append(("CV-MIM's pose embedding has the highest cross-view retrieval Hit@1",
+        raw_hit = cv["retrieval"]["features"]["raw_2d"]["mean"]["pmpjpe"]["1"]
+        claims.append(("CV-MIM's pose embedding has the highest cross-view retrieval Hit@1 "
+                       "(P-MPJPE ≤ 0.1)",
                        all(hit["cv_mim"] >= v for v in hit.values()) and hit["cv_mim"] > raw_hit,
                        ", ".join(f"{DISPLAY[m]} {100 * v:.1f}%" for m, v in hit.items())
                        + f", raw 2D {100 * raw_hit:.1f}%"))
@@ -164,7 +167,11 @@ def write_report(workdir, results, manifest):
            "", "Each column: trained on that view's training clips, evaluated on the test clips of all "
            "views.", "", table1, "", *cov_lines, "",
            f"![single-shot accuracy]({rel(os.path.join(fig_dir, 'single_shot_accuracy.png'), workdir)})",
-           "", "## Cross-view retrieval (held-out subjects S9, S11; same-frame Hit@k, %)", "",
+           "", "## Cross-view retrieval (held-out subjects S9, S11; Hit@k, %)", "",
+           "A hit: one of the k nearest neighbours (other camera) has a 3D pose within Procrustes-"
+           "aligned MPJPE 0.1 of the query's (Pr-VIPE protocol); the last column counts only the "
+           "very same frame (consecutive frames are near-duplicates, so it is small for every "
+           "method).", "",
            retrieval_table, ""]
     if "cv_mim" in methods:
         for feat in ("pose_embedding", "view_embedding"):
