@@ -197,7 +197,7 @@ def run(*, model_dir: str, config: algorithms.ModelConfig, source: pipelines.Pai
                          model_dir)
         for group, opt in optimizers.items():
             # A checkpoint restores the optimizer's learning rate too; the requested one wins.
-            if abs(_lr(opt) - learning_rate) > 1e-12 * max(1.0, learning_rate):
+            if abs(_lr(opt) - learning_rate) > 1e-6 * learning_rate:  # float32 storage
                 log.info("optimizer %s: learning rate %g from the checkpoint replaced by %g",
                          group, _lr(opt), learning_rate)
                 opt.learning_rate = learning_rate
