@@ -55,6 +55,7 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 
 from cv_mim import keypoints as keypoints_lib
+from cv_mim.data.clips import LabelledClips
 
 logger = logging.getLogger(__name__)
 
@@ -536,7 +537,7 @@ def single_shot_splits(names, train_performers: Sequence[int] = CROSS_SUBJECT_TR
 
 
 @dataclasses.dataclass
-class NtuDataset:
+class NtuDataset(LabelledClips):
     """NTU RGB+D samples as 2D canonical-13 sequences.
 
     Attributes:
@@ -569,17 +570,6 @@ class NtuDataset:
     skipped: list = dataclasses.field(default_factory=list)
     excluded: list = dataclasses.field(default_factory=list)
 
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def num_skipped(self) -> int:
-        """Number of malformed files skipped (``skip_malformed=True``)."""
-        return len(self.skipped)
 
     @property
     def views(self) -> np.ndarray:

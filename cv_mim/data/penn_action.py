@@ -52,6 +52,7 @@ import numpy as np
 import scipy.io
 
 from cv_mim import keypoints as keypoints_lib
+from cv_mim.data.clips import LabelledClips
 
 logger = logging.getLogger(__name__)
 
@@ -334,7 +335,7 @@ def resample_sequence(keypoints, mask, num_frames: int):
 
 
 @dataclasses.dataclass
-class PennDataset:
+class PennDataset(LabelledClips):
     """Penn Action clips ready for action recognition.
 
     Attributes:
@@ -366,17 +367,6 @@ class PennDataset:
     skipped: list = dataclasses.field(default_factory=list)
     excluded: list = dataclasses.field(default_factory=list)
 
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def num_skipped(self) -> int:
-        """Number of malformed files skipped (``skip_malformed=True``)."""
-        return len(self.skipped)
 
     def subset(self, indices) -> "PennDataset":
         """A dataset with the clips at ``indices`` (int array or boolean mask); same class/view names."""
