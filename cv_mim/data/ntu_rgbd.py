@@ -570,7 +570,6 @@ class NtuDataset(LabelledClips):
     skipped: list = dataclasses.field(default_factory=list)
     excluded: list = dataclasses.field(default_factory=list)
 
-
     @property
     def views(self) -> np.ndarray:
         """(N,) view index into NTU_VIEWS (-1 outside the six)."""

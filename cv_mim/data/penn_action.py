@@ -367,7 +367,6 @@ class PennDataset(LabelledClips):
     skipped: list = dataclasses.field(default_factory=list)
     excluded: list = dataclasses.field(default_factory=list)
 
-
     def subset(self, indices) -> "PennDataset":
         """A dataset with the clips at ``indices`` (int array or boolean mask); same class/view names."""
         idx = np.asarray(indices)
