@@ -119,32 +119,34 @@ def _pipeline_section(rows, results):
         "run with the step section for the headroom"))
 
 
+def _peak_rss_of(code):
+    """Runs ``code`` in a fresh Python; returns (peak RSS in MB, CompletedProcess)."""
+    code = code + ("\nimport resource\n"
+                   "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("MAXRSS")]
+    return (float(lines[-1].split()[1]) if proc.returncode == 0 and lines else float("nan")), proc
+
+
 def _memory_section(rows, results):
     from cv_mim import benchmark_lib  # pylint: disable=import-outside-toplevel
     with tempfile.TemporaryDirectory() as tmp:
-        code = (
-            "import resource, sys, logging\n"
-            "from cv_mim.data import synthetic\n"
-            "from cv_mim import algorithms, pretrain_lib\n"
-            f"synthetic.generate_world({tmp!r} + '/world', seed=0)\n"
-            f"src = pretrain_lib.load_pair_source('h36m', data_dir={tmp!r} + '/world/h36m')\n"
-            f"pretrain_lib.run(model_dir={tmp!r} + '/model', config=algorithms.ModelConfig(),"
-            " source=src, batch_size=256, num_steps=30, log_every=1000, checkpoint_every=1000)\n"
-            "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)\n")
+        world_rss, proc = _peak_rss_of(
+            f"from cv_mim.data import synthetic\nsynthetic.generate_world({tmp!r} + '/world', seed=0)")
         with benchmark_lib.LoadMonitor() as mon:
-            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                  check=False)
-        lines = [l for l in proc.stdout.splitlines() if l.startswith("MAXRSS")]
-        if proc.returncode != 0 or not lines:
-            rows.append(benchmark_lib.TimedFigure("peak memory, synthetic run", float("nan"), "MB",
-                                                  mon.other_cores, "FAILED: "
-                                                  + proc.stderr.strip().splitlines()[-1][:120]))
-            return
-        rss = float(lines[-1].split()[1])
-        results["memory"] = {"peak_rss_mb": rss}
-        rows.append(benchmark_lib.TimedFigure(
-            "peak memory, synthetic pretraining run (paper model, batch 256)", rss, "MB",
-            mon.other_cores, "target < 3000 MB"))
+            train_rss, proc2 = _peak_rss_of(
+                "from cv_mim import algorithms, pretrain_lib\n"
+                f"src = pretrain_lib.load_pair_source('h36m', data_dir={tmp!r} + '/world/h36m')\n"
+                f"pretrain_lib.run(model_dir={tmp!r} + '/model', config=algorithms.ModelConfig(),"
+                " source=src, batch_size=256, num_steps=30, log_every=1000, checkpoint_every=1000)")
+        for value, p, name in ((world_rss, proc, "synthesizing the default world"),
+                               (train_rss, proc2, "pretraining on it (paper model, batch 256)")):
+            note = "target < 3000 MB" if "pretraining" in name else ""
+            if value != value:  # NaN: the subprocess failed
+                note = "FAILED: " + (p.stderr.strip().splitlines() or ["?"])[-1][:120]
+            rows.append(benchmark_lib.TimedFigure(f"peak memory, {name}", value, "MB",
+                                                  mon.other_cores, note))
+        results["memory"] = {"world_peak_rss_mb": world_rss, "pretrain_peak_rss_mb": train_rss}
 
 
 def _inference_section(rows, results, peak32):
