@@ -218,9 +218,17 @@ def test_action_recognition_settings(penn_embeddings, tmp_path):
         assert set(r["runs"][0]["per_test_view_top1"]) == {"front", "back", "left", "right"}
     table = open(tmp_path / "ss" / "table.md").read()
     assert "| Method | left | right | front | back | Average |" in table
+    # Raw 2D single-shot: trained on one view, the clips of that same view are recognised above
+    # chance (4 classes); the cross-view drop is the phenomenon under study.
+    raw_ss = protocols.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "ss_raw"),
+                           setting="single_shot", features="raw", steps=150)
+    same_view = [r["runs"][0]["per_test_view_top1"][v] for v, r in raw_ss["train_views"].items()]
+    assert np.mean(same_view) > 0.25 + 0.1, same_view
+    assert raw_ss["average_top1"] > 0.25
     limited = protocols.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "lim"),
-                            setting="limited", fraction=0.25, features="raw", steps=10)
-    assert limited["train_views"]["all"]["runs"][0]["num_train"] == 8
+                            setting="limited", fraction=0.5, features="raw", steps=150)
+    assert limited["train_views"]["all"]["runs"][0]["num_train"] == 16
+    assert limited["train_views"]["all"]["top1_mean"] > 0.25 + 0.1
     with pytest.raises(ValueError, match="fraction"):
         protocols.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "x"), setting="limited")
     with pytest.raises(ValueError, match="train_view"):
