@@ -48,10 +48,14 @@ def main(argv):
                                              os.path.join(FLAGS.output_dir, "embeddings.npz"))
     if not embeddings:
         raise app.UsageError("give --embeddings (from cv_mim.embed) or --export_dir")
+    try:
+        seeds = [int(s) for s in FLAGS.seeds]
+    except ValueError:
+        raise app.UsageError(f"--seeds must be integers, got {FLAGS.seeds}") from None
     view_classification_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir,
                                 features=tuple(FLAGS.features), steps=FLAGS.steps,
                                 batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
-                                seeds=[int(s) for s in FLAGS.seeds], method=FLAGS.method)
+                                seeds=seeds, method=FLAGS.method)
     print(open(os.path.join(FLAGS.output_dir, "view_table.md"), encoding="utf-8").read())
 
 
