@@ -22,6 +22,8 @@ flags.DEFINE_string("embeddings", None, "A cv_mim.embed output of Penn Action (.
 flags.DEFINE_string("export_dir", None, "Shortcut: embed --input with this export first.")
 flags.DEFINE_string("input", None, "Penn Action labels/ folder (with --export_dir).")
 flags.DEFINE_string("output_dir", None, "Results directory.")
+flags.DEFINE_bool("skip_malformed", False, "With --export_dir: skip malformed label files (counted in "
+                  "the log) instead of stopping.")
 flags.DEFINE_list("features", ["view_embedding", "raw"],
                   f"Inputs to compare, from {view_classification_lib.FEATURES}.")
 flags.DEFINE_integer("steps", 10_000, "Iterations (App. C: 1e4).")
@@ -45,7 +47,8 @@ def main(argv):
         if embeddings or not FLAGS.input:
             raise app.UsageError("--export_dir needs --input and no --embeddings")
         embeddings = embed_lib.embed_dataset(FLAGS.export_dir, "penn_action", FLAGS.input,
-                                             os.path.join(FLAGS.output_dir, "embeddings.npz"))
+                                             os.path.join(FLAGS.output_dir, "embeddings.npz"),
+                                             skip_malformed=FLAGS.skip_malformed)
     if not embeddings:
         raise app.UsageError("give --embeddings (from cv_mim.embed) or --export_dir")
     try:

@@ -25,6 +25,8 @@ flags.DEFINE_enum("dataset", None, ["penn_action", "ntu_rgbd"], "Dataset of --in
                   "--export_dir).")
 flags.DEFINE_string("input", None, "Dataset path (with --export_dir).")
 flags.DEFINE_string("skip_list", None, "NTU: names of samples to skip (with --export_dir).")
+flags.DEFINE_bool("skip_malformed", False, "With --export_dir: skip malformed files (counted in the "
+                  "log) instead of stopping.")
 flags.DEFINE_string("output_dir", None, "Results directory.")
 flags.DEFINE_enum("setting", "single_shot", protocols.SETTINGS, "Protocol.")
 flags.DEFINE_enum("features", "embedding", protocols.FEATURE_CHOICES,
@@ -59,7 +61,9 @@ def main(argv):
         if not FLAGS.dataset or not FLAGS.input:
             raise app.UsageError("--export_dir needs --dataset and --input")
         flips = ("keep", "swap") if FLAGS.dataset == "penn_action" else ()
-        kwargs = {"skip_list": FLAGS.skip_list} if FLAGS.dataset == "ntu_rgbd" else {}
+        kwargs = {"skip_malformed": FLAGS.skip_malformed}
+        if FLAGS.dataset == "ntu_rgbd":
+            kwargs["skip_list"] = FLAGS.skip_list
         embeddings = embed_lib.embed_dataset(
             FLAGS.export_dir, FLAGS.dataset, FLAGS.input,
             os.path.join(FLAGS.output_dir, "embeddings.npz"), flip_modes=flips, **kwargs)
