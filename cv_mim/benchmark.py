@@ -24,6 +24,8 @@ import tempfile
 from absl import app
 from absl import flags
 
+from cv_mim import cli
+
 FLAGS = flags.FLAGS
 SECTIONS = ("step", "pipeline", "memory", "inference")
 flags.DEFINE_list("sections", list(SECTIONS), f"Sections to run, from {SECTIONS}.")
@@ -176,6 +178,7 @@ def _inference_section(rows, results, peak32):
                 f"{frac:.2f} of fp32 peak"))
 
 
+@cli.friendly_errors
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")

@@ -9,6 +9,7 @@ import logging
 from absl import app
 from absl import flags
 
+from cv_mim import cli
 from cv_mim import embed_lib
 
 FLAGS = flags.FLAGS
@@ -28,6 +29,7 @@ flags.DEFINE_float("min_visible_fraction", 0.4, "Penn: drop clips with fewer vis
 flags.mark_flags_as_required(["export_dir", "dataset", "input", "output"])
 
 
+@cli.friendly_errors
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")

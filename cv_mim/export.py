@@ -10,6 +10,7 @@ import logging
 from absl import app
 from absl import flags
 
+from cv_mim import cli
 from cv_mim import export_lib
 
 FLAGS = flags.FLAGS
@@ -22,6 +23,7 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing export_dir.")
 flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
+@cli.friendly_errors
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")

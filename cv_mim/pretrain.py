@@ -12,6 +12,7 @@ import logging
 from absl import app
 from absl import flags
 
+from cv_mim import cli
 from cv_mim import algorithms
 from cv_mim import baselines
 from cv_mim import losses
@@ -89,6 +90,7 @@ def model_config_from_flags():
         infonce_temperature=FLAGS.infonce_temperature, cross_pairing=FLAGS.cross_pairing)
 
 
+@cli.friendly_errors
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")

@@ -11,6 +11,7 @@ import logging
 from absl import app
 from absl import flags
 
+from cv_mim import cli
 from cv_mim import retrieval_lib
 
 FLAGS = flags.FLAGS
@@ -31,6 +32,7 @@ flags.DEFINE_bool("draw", True, "Draw nearest-neighbour panels (matplotlib).")
 flags.mark_flags_as_required(["export_dir", "output_dir"])
 
 
+@cli.friendly_errors
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")

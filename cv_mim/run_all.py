@@ -21,6 +21,8 @@ import time
 from absl import app
 from absl import flags
 
+from cv_mim import cli
+
 FLAGS = flags.FLAGS
 ALL_METHODS = ("cv_mim", "autoencoder", "vae", "beta_vae", "infonce", "dim")
 flags.DEFINE_string("workdir", "runs/demo", "Everything goes here.")
@@ -166,6 +168,7 @@ def _cached_json(path, compute):
     return compute()
 
 
+@cli.friendly_errors
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")

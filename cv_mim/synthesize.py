@@ -12,6 +12,8 @@ OUT/ntu_rgbd/nturgb+d_skeletons/*.skeleton and OUT/manifest.json, then prints a 
 from absl import app
 from absl import flags
 
+from cv_mim import cli
+
 from cv_mim.data import synthetic
 
 FLAGS = flags.FLAGS
@@ -31,6 +33,7 @@ flags.DEFINE_list("ntu_performers", None, "NTU performer ids, e.g. 1,2,3,4 (defa
 flags.mark_flag_as_required("output_dir")
 
 
+@cli.friendly_errors
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")

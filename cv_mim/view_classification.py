@@ -14,6 +14,7 @@ import os
 from absl import app
 from absl import flags
 
+from cv_mim import cli
 from cv_mim import embed_lib
 from cv_mim import view_classification_lib
 
@@ -34,6 +35,7 @@ flags.DEFINE_string("method", None, "Name of the representation in the table.")
 flags.mark_flag_as_required("output_dir")
 
 
+@cli.friendly_errors
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")

@@ -240,3 +240,12 @@ def test_mirrored_strategy_on_two_logical_devices(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "REPLICAS 2 3" in out.stdout
     assert tf.train.latest_checkpoint(str(tmp_path / "mirrored")).endswith("ckpt-3")
+
+
+def test_binary_bad_input_is_one_clear_line_not_a_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "cv_mim.pretrain", f"--model_dir={tmp_path}",
+                           "--data_dir=/nonexistent"], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 2
+    assert "error: data_3d file not found: /nonexistent/data_3d_h36m.npz" in proc.stderr
+    assert "Traceback" not in proc.stderr

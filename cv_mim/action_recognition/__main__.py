@@ -15,6 +15,7 @@ import os
 from absl import app
 from absl import flags
 
+from cv_mim import cli
 from cv_mim import embed_lib
 from cv_mim.action_recognition import protocols
 
@@ -50,6 +51,7 @@ flags.DEFINE_string("method", None, "Row name in the tables.")
 flags.mark_flag_as_required("output_dir")
 
 
+@cli.friendly_errors
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")

@@ -1,0 +1,24 @@
+"""Shared behaviour of the absl binaries."""
+
+import functools
+import sys
+
+
+def friendly_errors(main):
+    """Bad input (missing or malformed files, bad shapes, bad flag combinations) ends the binary with
+    one clear line on stderr and exit status 2, instead of a Python traceback. The library functions
+    raise ValueError / FileNotFoundError / FileExistsError with messages that name the file, flag or
+    shape; set CV_MIM_TRACEBACK=1 to see the full traceback."""
+
+    @functools.wraps(main)
+    def wrapper(argv):
+        import os  # pylint: disable=import-outside-toplevel
+        try:
+            return main(argv)
+        except (ValueError, FileNotFoundError, FileExistsError) as err:
+            if os.environ.get("CV_MIM_TRACEBACK"):
+                raise
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper
