@@ -119,7 +119,7 @@ def evaluate(data: RetrievalData, *, threshold=0.1, ks=KS, max_queries=None, see
 
 
 def markdown_table(results, ks=KS):
-    lines = [f"| feature | " + " | ".join(f"Hit@{k} (same frame)" for k in ks) + " | "
+    lines = ["| feature | " + " | ".join(f"Hit@{k} (same frame)" for k in ks) + " | "
              + " | ".join(f"Hit@{k} (P-MPJPE ≤ {results['threshold']:g})" for k in ks) + " |",
              "|---|" + "---|" * (2 * len(ks))]
     for name, res in results["features"].items():

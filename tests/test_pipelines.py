@@ -1,7 +1,6 @@
 """The pretraining pair pipeline: determinism, resumption, camera pairs, augmentation mix, masks."""
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from cv_mim import cameras
 from cv_mim import keypoints

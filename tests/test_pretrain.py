@@ -79,6 +79,7 @@ def test_resume_continues_step_count_and_loss_curve(tmp_path, source):
     kwargs = dict(config=cfg, source=source, batch_size=16, num_steps=8, summary_every=1,
                   checkpoint_every=4, log_every=4, seed=3)
     full = pretrain_lib.run(model_dir=straight, **kwargs)
+    assert full["final_step"] == 8 and full["steps_run"] == 8
     first = pretrain_lib.run(model_dir=split, stop_after=4, **kwargs)
     assert first["final_step"] == 4
     second = pretrain_lib.run(model_dir=split, **kwargs)
