@@ -1,7 +1,10 @@
 """Shared behaviour of the absl binaries."""
 
 import functools
+import logging
 import sys
+
+from absl import app
 
 
 def friendly_errors(main):
@@ -22,3 +25,18 @@ def friendly_errors(main):
             sys.exit(2)
 
     return wrapper
+
+
+def start(argv):
+    """Common prologue of every binary's main: no positional arguments; INFO logging."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.getLogger().setLevel(logging.INFO)
+
+
+def parse_seeds(values):
+    """--seeds as integers, or a usage error naming the flag."""
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        raise app.UsageError(f"--seeds must be integers, got {values}") from None

@@ -4,7 +4,6 @@ r"""Embeds a whole dataset with an export into one .npz file (format: cv_mim.emb
         --input=DATA/penn_action/labels --output=runs/cv_mim/penn_embeddings.npz --flip_modes=keep,swap
 """
 
-import logging
 
 from absl import app
 from absl import flags
@@ -31,9 +30,7 @@ flags.mark_flags_as_required(["export_dir", "dataset", "input", "output"])
 
 @cli.friendly_errors
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.INFO)
+    cli.start(argv)
     kwargs = {"skip_malformed": FLAGS.skip_malformed}
     if FLAGS.dataset == "ntu_rgbd":
         kwargs["skip_list"] = FLAGS.skip_list

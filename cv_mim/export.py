@@ -5,7 +5,6 @@ r"""Exports a pretrained encoder as a SavedModel that embeds raw 2D keypoints.
 Signatures and the metadata are documented in :mod:`cv_mim.export_lib` and in the README.
 """
 
-import logging
 
 from absl import app
 from absl import flags
@@ -25,9 +24,7 @@ flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 @cli.friendly_errors
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.INFO)
+    cli.start(argv)
     metadata = export_lib.export(FLAGS.model_dir, FLAGS.export_dir, checkpoint=FLAGS.checkpoint,
                                  min_keypoint_score=FLAGS.min_keypoint_score,
                                  overwrite=FLAGS.overwrite)

@@ -7,7 +7,6 @@ See README.md ("Pretraining") for the data layout and every flag; the library en
 :func:`cv_mim.pretrain_lib.run`.
 """
 
-import logging
 
 from absl import app
 from absl import flags
@@ -92,9 +91,7 @@ def model_config_from_flags():
 
 @cli.friendly_errors
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.INFO)
+    cli.start(argv)
     try:
         config = model_config_from_flags()
     except ValueError as err:

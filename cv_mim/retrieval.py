@@ -6,7 +6,6 @@ r"""Cross-view retrieval evaluation of an export on Human3.6M-layout multi-view 
 Writes retrieval_results.json, retrieval.md (the table) and nearest-neighbour PNG panels.
 """
 
-import logging
 
 from absl import app
 from absl import flags
@@ -34,9 +33,7 @@ flags.mark_flags_as_required(["export_dir", "output_dir"])
 
 @cli.friendly_errors
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.INFO)
+    cli.start(argv)
     results = retrieval_lib.run(
         export_dir=FLAGS.export_dir, output_dir=FLAGS.output_dir, data_dir=FLAGS.data_dir,
         data_3d=FLAGS.data_3d, data_2d=FLAGS.data_2d, cameras=FLAGS.cameras,

@@ -170,15 +170,13 @@ def _cached_json(path, compute):
 
 @cli.friendly_errors
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.INFO)
+    cli.start(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     kwargs = dict(workdir=FLAGS.workdir, algorithms=tuple(FLAGS.algorithms), size=FLAGS.size,
                   seed=FLAGS.seed, pretrain_steps=FLAGS.pretrain_steps,
                   pretrain_batch=FLAGS.pretrain_batch, hidden_dim=FLAGS.hidden_dim,
                   classifier_steps=FLAGS.classifier_steps, view_steps=FLAGS.view_steps,
-                  seeds=tuple(int(s) for s in FLAGS.seeds))
+                  seeds=tuple(cli.parse_seeds(FLAGS.seeds)))
     if FLAGS.quick:
         kwargs.update(size="tiny", pretrain_steps=30, pretrain_batch=64, hidden_dim=64,
                       classifier_steps=20, view_steps=50)

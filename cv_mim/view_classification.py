@@ -8,7 +8,6 @@ r"""View classification on Penn Action (App. C, Table 10).
 With --export_dir the dataset is embedded by the same library function as ``cv_mim.embed``.
 """
 
-import logging
 import os
 
 from absl import app
@@ -37,9 +36,7 @@ flags.mark_flag_as_required("output_dir")
 
 @cli.friendly_errors
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.INFO)
+    cli.start(argv)
     unknown = sorted(set(FLAGS.features) - set(view_classification_lib.FEATURES))
     if unknown:
         raise app.UsageError(f"--features: unknown {unknown}; choose from "
@@ -53,10 +50,7 @@ def main(argv):
                                              skip_malformed=FLAGS.skip_malformed)
     if not embeddings:
         raise app.UsageError("give --embeddings (from cv_mim.embed) or --export_dir")
-    try:
-        seeds = [int(s) for s in FLAGS.seeds]
-    except ValueError:
-        raise app.UsageError(f"--seeds must be integers, got {FLAGS.seeds}") from None
+    seeds = cli.parse_seeds(FLAGS.seeds)
     view_classification_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir,
                                 features=tuple(FLAGS.features), steps=FLAGS.steps,
                                 batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,

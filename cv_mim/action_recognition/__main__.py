@@ -9,7 +9,6 @@ With --export_dir the dataset is first embedded by the same library function as 
 (written to output_dir/embeddings.npz). Protocols: cv_mim/action_recognition/protocols.py.
 """
 
-import logging
 import os
 
 from absl import app
@@ -53,9 +52,7 @@ flags.mark_flag_as_required("output_dir")
 
 @cli.friendly_errors
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.INFO)
+    cli.start(argv)
     embeddings = FLAGS.embeddings
     if FLAGS.export_dir:
         if embeddings:
@@ -71,10 +68,7 @@ def main(argv):
             os.path.join(FLAGS.output_dir, "embeddings.npz"), flip_modes=flips, **kwargs)
     if not embeddings:
         raise app.UsageError("give --embeddings (from cv_mim.embed) or --export_dir")
-    try:
-        seeds = [int(s) for s in FLAGS.seeds]
-    except ValueError:
-        raise app.UsageError(f"--seeds must be integers, got {FLAGS.seeds}") from None
+    seeds = cli.parse_seeds(FLAGS.seeds)
     protocols.run(embeddings=embeddings, output_dir=FLAGS.output_dir, setting=FLAGS.setting,
                   features=FLAGS.features, train_view=FLAGS.train_view, fraction=FLAGS.fraction,
                   benchmark=FLAGS.benchmark, classifier=FLAGS.classifier, steps=FLAGS.steps,
