@@ -155,10 +155,6 @@ class Algorithm:
             variables.extend(self.networks[name].trainable_variables)
         return variables
 
-    def _encode(self, keypoints, training):
-        out = self.encoder(keypoints, training=training)
-        return out
-
     def compute_losses(self, anchor, positive, seed, training=True):
         raise NotImplementedError
 

@@ -14,7 +14,6 @@ Figures are ratios against the machine's own matmul peak measured in this run; t
 processes during each timing is printed beside it (this machine is shared).
 """
 
-import json
 import logging
 import os
 import subprocess
@@ -215,8 +214,8 @@ def main(argv):
     for row in rows:
         print(row.row())
     if FLAGS.json_out:
-        with open(FLAGS.json_out, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2, default=str)
+        from cv_mim import records  # pylint: disable=import-outside-toplevel
+        records.write_json(FLAGS.json_out, results)
 
 
 if __name__ == "__main__":

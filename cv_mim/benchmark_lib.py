@@ -120,11 +120,6 @@ class TimedFigure:
         return f"| {self.name} | {self.value:.4g} {self.unit} | {self.other_cores:.2f}{flag} | {self.note} |"
 
 
-def peak_rss_mb():
-    """Peak resident memory of this process (MB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def time_callable(fn, *, warmup=2, min_seconds=3.0, max_iters=1000):
     """Runs fn() repeatedly; returns (seconds per call, LoadMonitor)."""
     for _ in range(warmup):

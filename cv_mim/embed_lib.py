@@ -111,13 +111,9 @@ def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=
             info={"num_skipped": ds.num_skipped, "skipped": ds.skipped,
                   "excluded": list(ds.excluded)})
     if dataset == "h36m":
-        from cv_mim import pretrain_lib  # pylint: disable=import-outside-toplevel
         from cv_mim.data import h36m  # pylint: disable=import-outside-toplevel
-        data_2d = os.path.join(path, pretrain_lib.H36M_FILES["data_2d"])
-        poses = h36m.load_multiview(
-            os.path.join(path, pretrain_lib.H36M_FILES["data_3d"]),
-            os.path.join(path, pretrain_lib.H36M_FILES["cameras"]),
-            data_2d if os.path.exists(data_2d) else None, subjects=subjects)
+        path_3d, path_2d, path_cameras = h36m.resolve_paths(data_dir=path)
+        poses = h36m.load_multiview(path_3d, path_cameras, path_2d, subjects=subjects)
         kps, masks, ids, actions, views, subj = [], [], [], [], [], []
         keys = list(zip(poses.subjects.tolist(), poses.actions.tolist()))
         for key in dict.fromkeys(keys):

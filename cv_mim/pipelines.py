@@ -14,7 +14,6 @@ replicas.
 """
 
 import dataclasses
-import math
 
 import numpy as np
 import tensorflow as tf
@@ -171,8 +170,3 @@ def make_pair_dataset(source: PairSource, *, batch_size: int, seed: int, augment
     dataset = dataset.map(make_batch, num_parallel_calls=num_parallel_calls, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
-
-def steps_per_epoch(source: PairSource, batch_size: int) -> int:
-    """Number of batches that cover every (frame, ordered camera pair) once in expectation."""
-    pairs = source.num_frames * max(1, source.num_cameras * (source.num_cameras - 1))
-    return max(1, math.ceil(pairs / batch_size))

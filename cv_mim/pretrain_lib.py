@@ -26,13 +26,12 @@ import tensorflow as tf
 
 from cv_mim import algorithms
 from cv_mim import pipelines
+from cv_mim import records
 from cv_mim import train_lib
 
 log = logging.getLogger("cv_mim.pretrain")
 
 DATA_FORMATS = ("h36m", "authors_tfrecord")
-H36M_FILES = {"data_3d": "data_3d_h36m.npz", "data_2d": "data_2d_h36m_gt.npz",
-              "cameras": "cameras.json"}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -66,26 +65,12 @@ def load_pair_source(data_format="h36m", *, data_dir=None, data_3d=None, data_2d
             keypoints_3d=pipelines.normalized_3d_canonical(records["keypoints_3d"]))
 
     from cv_mim.data import h36m  # pylint: disable=import-outside-toplevel
-    paths = {}
-    for key, given in (("data_3d", data_3d), ("data_2d", data_2d), ("cameras", cameras)):
-        if given:
-            paths[key] = given
-        elif data_dir:
-            paths[key] = os.path.join(data_dir, H36M_FILES[key])
-    for key in ("data_3d", "cameras"):
-        if key not in paths:
-            raise ValueError(f"Human3.6M data needs {key}: pass data_dir or {key} explicitly")
-        if not os.path.exists(paths[key]):
-            raise FileNotFoundError(f"{key} file not found: {paths[key]}")
-    data_2d_path = paths.get("data_2d") if use_2d_file else None
-    if data_2d_path and not os.path.exists(data_2d_path):
-        if data_2d:
-            raise FileNotFoundError(f"data_2d file not found: {data_2d_path}")
-        log.info("no 2D file at %s: projecting the 3D poses through the real cameras",
-                 data_2d_path)
-        data_2d_path = None
-    poses = h36m.load_multiview(paths["data_3d"], paths["cameras"], data_2d_path,
-                                subjects=tuple(subjects), unit=unit)
+    path_3d, data_2d_path, path_cameras = h36m.resolve_paths(data_dir, data_3d, data_2d, cameras,
+                                                             use_2d_file)
+    if use_2d_file and not data_2d_path:
+        log.info("no 2D file in %s: projecting the 3D poses through the real cameras", data_dir)
+    poses = h36m.load_multiview(path_3d, path_cameras, data_2d_path, subjects=tuple(subjects),
+                                unit=unit)
     log.info("loaded %d frames x %d cameras of subjects %s (%s 2D)", len(poses),
              poses.num_cameras, ",".join(subjects), "file" if data_2d_path else "projected")
     return pipelines.source_from_multiview(poses)
@@ -156,9 +141,9 @@ def run(*, model_dir: str, config: algorithms.ModelConfig, source: pipelines.Pai
             raise ValueError(f"{name} must be positive, got {value}")
     tf.io.gfile.makedirs(model_dir)
     if flags_record is not None:
-        train_lib.write_json(os.path.join(model_dir, "flags.json"), flags_record)
+        records.write_json(os.path.join(model_dir, "flags.json"), flags_record)
     _check_config_matches(model_dir, config)
-    train_lib.write_json(os.path.join(model_dir, "model_config.json"), dataclasses.asdict(config))
+    records.write_json(os.path.join(model_dir, "model_config.json"), dataclasses.asdict(config))
 
     dist = train_lib.create_strategy(strategy, devices)
     replicas = dist.num_replicas_in_sync
@@ -271,7 +256,7 @@ def run(*, model_dir: str, config: algorithms.ModelConfig, source: pipelines.Pai
         summary.update(final_step=step, steps_run=step - start, seconds=elapsed,
                        steps_per_second=(step - start) / max(elapsed, 1e-9),
                        final_losses=last_losses, checkpoint=manager.latest_checkpoint)
-        train_lib.write_json(os.path.join(model_dir, "train_summary.json"), summary)
+        records.write_json(os.path.join(model_dir, "train_summary.json"), summary)
         log.info("done: step %d, checkpoint %s", step, manager.latest_checkpoint)
         return summary
     finally:

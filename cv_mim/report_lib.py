@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 
+from cv_mim import records
+
 DISPLAY = {"cv_mim": "CV-MIM", "autoencoder": "Auto-Encoder", "vae": "VAE", "beta_vae": "β-VAE",
            "infonce": "InfoNCE", "dim": "DIM"}
 PENN_VIEWS = ("left", "right", "front", "back")
@@ -197,6 +199,5 @@ def write_report(workdir, results, manifest):
     report = {"table1": table1, "retrieval": retrieval_table, "table10": table10,
               "claims": [{"claim": t, "holds": bool(ok), "detail": d} for t, ok, d in claims],
               "settings": settings, "summary_text": summary_text}
-    with open(os.path.join(workdir, "report.json"), "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
+    records.write_json(os.path.join(workdir, "report.json"), report)
     return report

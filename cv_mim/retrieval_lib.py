@@ -13,7 +13,6 @@ keypoints (26-d), so the table shows what the embedding adds over the input.
 """
 
 import dataclasses
-import json
 import logging
 import os
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from cv_mim import keypoints
 from cv_mim import pipelines
+from cv_mim import records
 
 log = logging.getLogger("cv_mim.retrieval")
 FEATURES = ("pose_embedding", "view_embedding", "raw_2d")
@@ -199,19 +199,11 @@ def run(*, export_dir, output_dir, data_dir=None, data_3d=None, data_2d=None, ca
         seed=0, draw=True):
     """Runs the retrieval evaluation; writes ``retrieval_results.json``, ``retrieval.md`` and PNGs."""
     from cv_mim import embedding  # pylint: disable=import-outside-toplevel
-    from cv_mim import pretrain_lib  # pylint: disable=import-outside-toplevel
     from cv_mim.data import h36m  # pylint: disable=import-outside-toplevel
 
-    paths = {}
-    for key, given in (("data_3d", data_3d), ("data_2d", data_2d), ("cameras", cameras)):
-        paths[key] = given or (os.path.join(data_dir, pretrain_lib.H36M_FILES[key])
-                               if data_dir else None)
-    if not paths["data_3d"] or not paths["cameras"]:
-        raise ValueError("retrieval needs data_dir, or data_3d and cameras")
-    data_2d_path = paths["data_2d"] if paths["data_2d"] and os.path.exists(paths["data_2d"]) \
-        else None
-    poses = h36m.load_multiview(paths["data_3d"], paths["cameras"], data_2d_path,
-                                subjects=tuple(subjects), unit=unit)
+    path_3d, path_2d, path_cameras = h36m.resolve_paths(data_dir, data_3d, data_2d, cameras)
+    poses = h36m.load_multiview(path_3d, path_cameras, path_2d, subjects=tuple(subjects),
+                                unit=unit)
     if poses.num_cameras < 2:
         raise ValueError(f"cross-view retrieval needs at least 2 cameras, got {poses.num_cameras}")
     embedder = embedding.Embedder(export_dir)
@@ -219,16 +211,11 @@ def run(*, export_dir, output_dir, data_dir=None, data_3d=None, data_2d=None, ca
     results = evaluate(data, threshold=threshold, max_queries=max_queries, seed=seed)
     results.update(export_dir=export_dir, subjects=list(subjects), frame_stride=frame_stride,
                    algorithm=embedder.metadata.get("algorithm"))
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "retrieval_results.json"), "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
-    table = markdown_table(results)
-    with open(os.path.join(output_dir, "retrieval.md"), "w", encoding="utf-8") as f:
-        f.write(f"Cross-view retrieval ({results['algorithm']}, subjects {', '.join(subjects)})\n\n")
-        f.write(table + "\n")
+    records.write_results(
+        output_dir, results, "retrieval_results.json", markdown_table(results), "retrieval.md",
+        heading=f"Cross-view retrieval ({results['algorithm']}, subjects {', '.join(subjects)})")
     if draw:
         for feature in ("pose_embedding", "view_embedding"):
             draw_panels(os.path.join(output_dir, f"retrieval_{feature}.png"), data, feature,
                         seed=seed)
-    log.info("retrieval results:\n%s", table)
     return results

@@ -6,7 +6,6 @@ are created inside ``strategy.scope()``; the step runs ``algorithms.train_step``
 ``strategy.run`` inside one ``tf.function``.
 """
 
-import json
 import logging
 import os
 from typing import Dict, Optional, Sequence
@@ -80,19 +79,6 @@ def make_checkpoint(algorithm, optimizers: Dict[str, tf.keras.optimizers.Optimiz
     model = tf.train.Checkpoint(**algorithm.networks)
     opts = tf.train.Checkpoint(**optimizers)
     return tf.train.Checkpoint(model=model, optimizers=opts, step=step)
-
-
-def encoder_checkpoint(encoder):
-    """A checkpoint view that restores only ``model/encoder`` (for export and downstream tasks)."""
-    return tf.train.Checkpoint(model=tf.train.Checkpoint(encoder=encoder))
-
-
-def write_json(path, payload):
-    """Writes JSON atomically (temporary file + rename)."""
-    tmp = f"{path}.tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(json.dumps(payload, indent=2, sort_keys=True, default=str))
-    tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def _scalar_metadata():

@@ -6,7 +6,6 @@ test clips, on the view embedding z_v of an export and, as the baseline, on the 
 keypoints (26-d). Optimisation as App. C: AdaGrad, learning rate 1e-2, batch 64, 1e4 iterations.
 """
 
-import json
 import logging
 import os
 
@@ -14,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from cv_mim import embed_lib
+from cv_mim import records
 
 log = logging.getLogger("cv_mim.view_classification")
 FEATURES = ("view_embedding", "raw", "pose_embedding")
@@ -100,12 +100,8 @@ def run(*, embeddings, output_dir, features=("view_embedding", "raw"), steps=10_
             "runs": accs, "confusion": confusion.tolist(), "view_names": list(view_names),
             "num_train_frames": int(train.sum()), "num_test_frames": int(test.sum()),
             "chance": float(np.bincount(y[test]).max() / test.sum())}
-    with open(os.path.join(output_dir, "view_results.json"), "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
-    table = markdown_table(results)
-    with open(os.path.join(output_dir, "view_table.md"), "w", encoding="utf-8") as f:
-        f.write(table + "\n")
-    log.info("\n%s", table)
+    records.write_results(output_dir, results, "view_results.json", markdown_table(results),
+                          "view_table.md")
     return results
 
 

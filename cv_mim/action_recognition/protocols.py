@@ -21,13 +21,13 @@ left view right-like — a view augmentation in itself), ``swap`` mirrors x and 
 """
 
 import csv
-import json
 import logging
 import os
 
 import numpy as np
 
 from cv_mim import embed_lib
+from cv_mim import records
 
 log = logging.getLogger("cv_mim.action_recognition")
 
@@ -98,7 +98,8 @@ def _features(emb, features, flip=None):
     return emb.clip_features(_FEATURE_KEYS[features], flip=flip)
 
 
-def class_coverage(labels, train_idx, num_classes):
+def class_coverage(labels, train_idx):
+    """Sorted ids of the classes that have at least one training clip."""
     return sorted(set(int(c) for c in labels[train_idx]))
 
 
@@ -196,7 +197,7 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
                "export": emb.metadata.get("export_dir"), "train_views": {}}
     for view, (train_idx, test_idx) in splits(emb, setting, train_view=train_view,
                                               benchmark=benchmark).items():
-        seen = class_coverage(labels, train_idx, num_classes)
+        seen = class_coverage(labels, train_idx)
         missing = [class_names[c] for c in range(num_classes) if c not in seen]
         test_in_seen = float(np.isin(labels[test_idx], seen).mean()) if len(test_idx) else 0.0
         log.info("train view %s: %d training clips, %d test clips; classes seen in training %d/%d%s",
@@ -249,27 +250,8 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
     # Std over runs of the per-run average over training views (the "Average" column's ±).
     results["run_std_of_average_top1"] = training.mean_std(
         [np.mean([v["runs"][i]["top1"] for v in per_view.values()]) for i in range(len(seeds))])[1]
-    with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as f:
-        json.dump(_jsonable(results), f, indent=2)
-    table = markdown_table(results)
-    with open(os.path.join(output_dir, "table.md"), "w", encoding="utf-8") as f:
-        f.write(table + "\n")
-    log.info("\n%s", table)
+    records.write_results(output_dir, results, "results.json", markdown_table(results), "table.md")
     return results
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, np.integer)):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None  # strict JSON has no NaN (e.g. per-class accuracy of a class without test clips)
-    return obj
 
 
 def _pct(mean, std=None, with_std=True):

@@ -30,6 +30,8 @@ NUM_JOINTS_3D = 32
 NUM_JOINTS_2D = 17
 KEYPOINTS_SYMMETRY_17 = [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]]
 DEFAULT_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
+# File names of the layout inside a data directory (VideoPose3D's preparation scripts).
+FILES = {"data_3d": "data_3d_h36m.npz", "data_2d": "data_2d_h36m_gt.npz", "cameras": "cameras.json"}
 # 'auto' unit rule: Human3.6M coordinates lie within a few metres of the room centre, so the median
 # absolute coordinate is ~0.5 in metres and ~500 in millimetres; 20 separates the two with a wide
 # margin on both sides (a 20 m median in metres or a 2 cm median in millimetres is not a H36M scene).
@@ -297,6 +299,29 @@ def _order_cameras_2d(metadata, camera_order, path):
         raise ValueError(f"{path}: metadata camera_ids {ids} do not match the camera file's "
                          f"camera_order {camera_order}")
     return [ids.index(c) for c in camera_order]
+
+
+def resolve_paths(data_dir=None, data_3d=None, data_2d=None, cameras=None, use_2d_file=True):
+    """(data_3d, data_2d or None, cameras) paths of the layout: explicit paths win over ``data_dir``.
+
+    The 3D and camera files must exist. A 2D file given explicitly must exist too; the default one in
+    ``data_dir`` is optional (None when absent or when ``use_2d_file`` is false: the 3D is then
+    projected through the real cameras by :func:`load_multiview`).
+    """
+    paths = {}
+    for key, given in (("data_3d", data_3d), ("data_2d", data_2d), ("cameras", cameras)):
+        paths[key] = given or (os.path.join(data_dir, FILES[key]) if data_dir else None)
+    for key in ("data_3d", "cameras"):
+        if not paths[key]:
+            raise ValueError(f"Human3.6M data needs {key}: pass data_dir or {key} explicitly")
+        if not os.path.exists(paths[key]):
+            raise FileNotFoundError(f"{key} file not found: {paths[key]}")
+    path_2d = paths["data_2d"] if use_2d_file else None
+    if path_2d and not os.path.exists(path_2d):
+        if data_2d:
+            raise FileNotFoundError(f"data_2d file not found: {path_2d}")
+        path_2d = None
+    return paths["data_3d"], path_2d, paths["cameras"]
 
 
 def load_multiview(data_3d_path, cameras_path, data_2d_path=None,
