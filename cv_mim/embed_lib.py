@@ -73,8 +73,12 @@ def _blank(n):
 
 
 def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=None,
-               num_frames=None, min_visible_fraction=0.4):
-    """Reads a dataset into a :class:`ClipSet` with the project's loaders."""
+               num_frames=None, min_visible_fraction=0.4, invisible_joints="annotated"):
+    """Reads a dataset into a :class:`ClipSet` with the project's loaders.
+
+    ``min_visible_fraction`` and ``invisible_joints`` are Penn Action's clip-removal rule and
+    invisible-joint rule (:func:`cv_mim.data.penn_action.joint_mask`); other datasets ignore them.
+    """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     if not os.path.exists(path):
@@ -83,7 +87,8 @@ def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=
         from cv_mim.data import penn_action  # pylint: disable=import-outside-toplevel
         kwargs = {"num_frames": num_frames} if num_frames else {}
         ds = penn_action.load_penn_action(path, skip_malformed=skip_malformed,
-                                          min_visible_fraction=min_visible_fraction, **kwargs)
+                                          min_visible_fraction=min_visible_fraction,
+                                          invisible_joints=invisible_joints, **kwargs)
         n = len(ds)
         return ClipSet(
             keypoints=list(ds.keypoints), masks=list(ds.mask), clip_ids=np.asarray(ds.clip_ids),
@@ -92,7 +97,9 @@ def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=
             split=np.array(["train" if t else "test" for t in ds.train]),
             subjects=_blank(n), setups=_empty_ints(n), cameras=_empty_ints(n),
             performers=_empty_ints(n), replications=_empty_ints(n),
-            info={"num_skipped": ds.num_skipped, "skipped": ds.skipped, "excluded": ds.excluded})
+            info={"num_skipped": ds.num_skipped, "skipped": ds.skipped, "excluded": ds.excluded,
+                  "invisible_joints": invisible_joints,
+                  "min_visible_fraction": min_visible_fraction})
     if dataset == "ntu_rgbd":
         from cv_mim.data import ntu_rgbd  # pylint: disable=import-outside-toplevel
         kwargs = {"num_frames": num_frames} if num_frames else {}

@@ -84,7 +84,7 @@ MIN_PROJECTION_DEPTH = 0.5
 
 def make_pair_dataset(source: PairSource, *, batch_size: int, seed: int, augmentation="mixed",
                       projection_probability=0.5, start_batch=0, num_batches=None,
-                      min_projection_depth=MIN_PROJECTION_DEPTH,
+                      min_projection_depth=MIN_PROJECTION_DEPTH, keypoint_dropout_rate=0.0,
                       num_parallel_calls=tf.data.AUTOTUNE):
     """Batches of normalised positive pairs.
 
@@ -100,6 +100,10 @@ def make_pair_dataset(source: PairSource, *, batch_size: int, seed: int, augment
         paper's camera ranges occasionally put a raised hand at or behind the camera plane, where the
         perspective division explodes (the authors clamp the divisor at 1e-12, which yields values
         up to 1e12); one such batch ruins BatchNorm's moving statistics.
+      keypoint_dropout_rate: probability that a joint of a view is marked missing (independently
+        per joint and view; missing joints are set to 0 by the normalisation). Not in the paper or
+        the authors' CV-MIM code (default 0 = off, and then the batches are exactly those without
+        the option); it trains an encoder for inputs with missing detections.
       start_batch: index of the first batch (the resumed step).
       num_batches: stop after this many batches (default: endless).
     Returns:
@@ -117,6 +121,8 @@ def make_pair_dataset(source: PairSource, *, batch_size: int, seed: int, augment
                          f"{source.num_cameras} (use augmentation='projection')")
     if not 0.0 <= projection_probability <= 1.0:
         raise ValueError(f"projection_probability must be in [0, 1], got {projection_probability}")
+    if not 0.0 <= keypoint_dropout_rate < 1.0:
+        raise ValueError(f"keypoint_dropout_rate must be in [0, 1), got {keypoint_dropout_rate}")
     if augmentation == "none":
         projection_probability = 0.0
     elif augmentation == "projection":
@@ -142,7 +148,8 @@ def make_pair_dataset(source: PairSource, *, batch_size: int, seed: int, augment
         else:
             real_a = real_p = tf.zeros([batch_size, keypoints.NUM_JOINTS, 2])
         views = []
-        for real, proj_seed, mix_seed in ((real_a, seeds[3], seeds[4]), (real_p, seeds[5], None)):
+        for i, (real, proj_seed, mix_seed) in enumerate(((real_a, seeds[3], seeds[4]),
+                                                         (real_p, seeds[5], None))):
             if projection_probability > 0.0:
                 pose3d = tf.gather(kp3d, frame)
                 projected, joint_depth = cameras.random_camera_projection(pose3d, proj_seed,
@@ -160,6 +167,12 @@ def make_pair_dataset(source: PairSource, *, batch_size: int, seed: int, augment
                 view = tf.where(use_projection[:, None, None], projected, real)
             else:
                 view = real
+            if keypoint_dropout_rate > 0.0:
+                # Its own stream (folded from the step seed), so the other draws do not change.
+                drop_seed = tf.random.experimental.stateless_fold_in(seeds[0], 0xD0 + i)
+                dropped = tf.random.stateless_uniform(
+                    [batch_size, keypoints.NUM_JOINTS], drop_seed) < keypoint_dropout_rate
+                view = tf.where(dropped[..., None], tf.constant(np.nan, tf.float32), view)
             mask = tf.cast(tf.reduce_all(tf.math.is_finite(view), axis=-1), tf.float32)
             normalized, _, _ = keypoints.normalize_keypoints_2d(view, mask)
             views.append(normalized)

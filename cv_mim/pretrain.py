@@ -36,6 +36,10 @@ flags.DEFINE_enum("unit", "auto", ["auto", "m", "mm"], "Unit of the 3D file.")
 flags.DEFINE_string("tfrecord_pattern", None, "File pattern of the authors' TFRecords.")
 flags.DEFINE_enum("augmentation", "mixed", pipelines.AUGMENTATIONS,
                   "mixed: each view real or randomly projected with probability 0.5 (paper §4.2).")
+flags.DEFINE_float("keypoint_dropout_rate", 0.0,
+                   "Probability that a joint of a training view is marked missing (not in the paper "
+                   "or the authors' code; 0 = off). For encoders that must embed poses with missing "
+                   "detections.")
 # Model.
 flags.DEFINE_enum("algorithm", "cv_mim", algorithms.ALGORITHMS, "Representation learner.")
 flags.DEFINE_integer("pose_embedding_dim", 32, "Size of z_p.")
@@ -104,7 +108,8 @@ def main(argv):
         model_dir=FLAGS.model_dir, config=config, source=source, batch_size=FLAGS.batch_size,
         num_steps=FLAGS.num_steps, learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
         strategy=FLAGS.strategy, init_checkpoint=FLAGS.init_checkpoint,
-        augmentation=FLAGS.augmentation, summary_every=FLAGS.summary_every,
+        augmentation=FLAGS.augmentation, keypoint_dropout_rate=FLAGS.keypoint_dropout_rate,
+        summary_every=FLAGS.summary_every,
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
         keep_checkpoints=FLAGS.keep_checkpoints, run_eagerly=FLAGS.run_eagerly,
         jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,

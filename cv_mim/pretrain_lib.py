@@ -112,7 +112,7 @@ def run(*, model_dir: str, config: algorithms.ModelConfig, source: pipelines.Pai
         batch_size: int = 256, num_steps: int = 5_000_000, learning_rate: float = 0.02,
         seed: int = 0, strategy: str = "default", devices: Optional[Sequence[str]] = None,
         init_checkpoint: Optional[str] = None, augmentation: str = "mixed",
-        summary_every: int = 100, checkpoint_every: int = 10_000, log_every: int = 100,
+        keypoint_dropout_rate: float = 0.0, summary_every: int = 100, checkpoint_every: int = 10_000, log_every: int = 100,
         keep_checkpoints: int = 5, record_if: Optional[Callable[[int], bool]] = None,
         run_eagerly: bool = False, jit_compile: bool = False, mixed_precision: bool = False,
         flags_record: Optional[dict] = None, stop_after: Optional[int] = None):
@@ -128,6 +128,7 @@ def run(*, model_dir: str, config: algorithms.ModelConfig, source: pipelines.Pai
       seed: seeds weights, data order, augmentation and prior samples (reproducible on CPU).
       strategy: one of ``train_lib.STRATEGIES``.
       init_checkpoint: checkpoint to initialise the networks from when model_dir has none.
+      augmentation, keypoint_dropout_rate: see :func:`cv_mim.pipelines.make_pair_dataset`.
       record_if: ``step -> bool`` deciding when scalars are written (default: every
         ``summary_every`` steps and the last step).
       stop_after: stop (with a checkpoint) after this many steps of THIS invocation — for tests and
@@ -201,6 +202,7 @@ def run(*, model_dir: str, config: algorithms.ModelConfig, source: pipelines.Pai
 
         dataset = pipelines.make_pair_dataset(source, batch_size=batch_size, seed=seed,
                                               augmentation=augmentation, start_batch=start,
+                                              keypoint_dropout_rate=keypoint_dropout_rate,
                                               num_batches=remaining)
         iterator = iter(dist.experimental_distribute_dataset(dataset))
         writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))

@@ -24,6 +24,9 @@ flags.DEFINE_string("input", None, "Penn Action labels/ folder (with --export_di
 flags.DEFINE_string("output_dir", None, "Results directory.")
 flags.DEFINE_bool("skip_malformed", False, "With --export_dir: skip malformed label files (counted in "
                   "the log) instead of stopping.")
+flags.DEFINE_enum("invisible_joints", "annotated", ["annotated", "missing"],
+                  "With --export_dir: Penn invisible joints — 'annotated' uses their annotated "
+                  "positions (only placeholders are missing), 'missing' drops them all.")
 flags.DEFINE_list("features", ["view_embedding", "raw"],
                   f"Inputs to compare, from {view_classification_lib.FEATURES}.")
 flags.DEFINE_integer("steps", 10_000, "Iterations (App. C: 1e4).")
@@ -47,7 +50,8 @@ def main(argv):
             raise app.UsageError("--export_dir needs --input and no --embeddings")
         embeddings = embed_lib.embed_dataset(FLAGS.export_dir, "penn_action", FLAGS.input,
                                              os.path.join(FLAGS.output_dir, "embeddings.npz"),
-                                             skip_malformed=FLAGS.skip_malformed)
+                                             skip_malformed=FLAGS.skip_malformed,
+                                             invisible_joints=FLAGS.invisible_joints)
     if not embeddings:
         raise app.UsageError("give --embeddings (from cv_mim.embed) or --export_dir")
     seeds = cli.parse_seeds(FLAGS.seeds)

@@ -96,7 +96,8 @@ def run(*, embeddings, output_dir, features=("view_embedding", "raw"), steps=10_
         base = os.path.join(output_dir, f"view_confusion_{feature}")
         protocols._write_confusion(base, confusion, view_names)  # pylint: disable=protected-access
         results["features"][feature] = {
-            "accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
+            "accuracy_mean": float(np.mean(accs)),
+            "accuracy_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,  # sample std
             "runs": accs, "confusion": confusion.tolist(), "view_names": list(view_names),
             "num_train_frames": int(train.sum()), "num_test_frames": int(test.sum()),
             "chance": float(np.bincount(y[test]).max() / test.sum())}

@@ -123,6 +123,10 @@ def test_embedding_file_contents(penn_embeddings):
     assert set(emb["views"].tolist()) == {"front", "back", "left", "right"}
     assert set(emb["split"].tolist()) == {"train", "test"}
     assert emb.metadata["dataset"] == "penn_action" and emb.metadata["flip_modes"] == ["keep", "swap"]
+    info = emb.metadata["loader_info"]
+    assert info["invisible_joints"] == "annotated" and info["min_visible_fraction"] == 0.4
+    # Occluded-but-annotated joints are present: far more joints present than marked visible.
+    assert emb["mask"].mean() > 0.98
     x = emb.clip_features("pose_embedding")
     assert x.shape == (64, 332, 32)
     assert emb.clip_features("normalized_keypoints").shape == (64, 332, 26)
@@ -265,6 +269,11 @@ def test_view_classification(penn_embeddings, tmp_path):
     assert {"view_results.json", "view_table.md", "view_confusion_raw.csv",
             "view_confusion_raw.png"} <= set(os.listdir(tmp_path))
     assert "| Methods | cv_mim (z_v) | 2D Pose |" in open(tmp_path / "view_table.md").read()
+    two = view_classification_lib.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "two"),
+                                      steps=50, features=("raw",), seeds=(0, 1))["features"]["raw"]
+    assert len(two["runs"]) == 2 and two["runs"][0] != two["runs"][1]
+    assert two["accuracy_std"] == pytest.approx(np.std(two["runs"], ddof=1))  # sample std, as §8
+    assert np.sum(two["confusion"]) == 2 * two["num_test_frames"]
 
 
 @pytest.mark.slow

@@ -94,7 +94,8 @@ def test_load_real_penn_action(realdata_dir):
         m = scipy.io.loadmat(f)
         info[f.stem] = dict(action=str(m["action"][0]), view=str(m["pose"][0]), train=int(m["train"][0, 0]) == 1,
                             vis=float(m["visibility"].mean()), x=m["x"].astype(float), y=m["y"].astype(float),
-                            v=m["visibility"])
+                            v=m["visibility"], h=int(m["dimensions"].ravel()[0]),
+                            w=int(m["dimensions"].ravel()[1]))
     expected_ids = sorted(k for k, v in info.items() if v["action"] != "strum_guitar" and v["vis"] >= 0.4)
     assert list(ds.clip_ids) == expected_ids
     invisible = sorted(k for k, v in info.items() if v["action"] != "strum_guitar" and v["vis"] < 0.4)
@@ -117,7 +118,11 @@ def test_load_real_penn_action(realdata_dir):
         for out_t, src_t in ((0, 0), (-1, -1)):
             np.testing.assert_allclose(ds.keypoints[i, out_t, :, 0], rec["x"][src_t, order], rtol=1e-6)
             np.testing.assert_allclose(ds.keypoints[i, out_t, :, 1], rec["y"][src_t, order], rtol=1e-6)
-            np.testing.assert_array_equal(ds.mask[i, out_t], rec["v"][src_t, order])
+            # Default rule: present = visible, or invisible with an annotated position (not parked at
+            # the top-left corner, not outside the image).
+            x, y, v = rec["x"][src_t, order], rec["y"][src_t, order], rec["v"][src_t, order]
+            parked = (v == 0) & (((x <= 1) & (y <= 1)) | (x < 0) | (y < 0) | (x > rec["w"]) | (y > rec["h"]))
+            np.testing.assert_array_equal(ds.mask[i, out_t], (~parked).astype(np.float32))
     # Class coverage per training view, computed independently.
     cov = ds.class_coverage()
     for view in penn_action.PENN_VIEWS:
@@ -137,6 +142,76 @@ def test_real_invisibility_rule_parameter(realdata_dir):
     ds = penn_action.load_penn_action(labels, exclude_clips=["0012", 33], num_frames=16)
     assert "0012" not in ds.clip_ids and "0033" not in ds.clip_ids
     assert ("0012", "in exclude_clips") in ds.excluded
+
+
+def test_real_invisible_joints_annotated_or_missing(realdata_dir):
+    labels = _real_labels(realdata_dir)
+    ann = penn_action.load_penn_action(labels, num_frames=16)
+    miss = penn_action.load_penn_action(labels, num_frames=16, invisible_joints="missing")
+    # Resampling interpolates only between present samples, so the coordinates agree where both rules
+    # have the joint present at the aligned end frames.
+    both = (ann.mask[:, [0, -1]] > 0) & (miss.mask[:, [0, -1]] > 0)
+    np.testing.assert_array_equal(ann.keypoints[:, [0, -1]][both], miss.keypoints[:, [0, -1]][both])
+    assert list(ann.clip_ids) == list(miss.clip_ids)  # the invisibility rule counts the flags either way
+    # 'missing' is the visibility flag; 'annotated' keeps every joint 'missing' keeps and more.
+    assert np.all(ann.mask >= miss.mask)
+    # On the sample, 35 % of the invisible joints are parked at the corner (0.75/0.667/1/0.953), the
+    # rest carry an annotated position: the default treats about 2/3 of the invisible joints as present.
+    placeholders = invisible = 0
+    for f in sorted(labels.glob("*.mat")):
+        clip = penn_action.read_penn_mat(f)
+        invisible += int((clip.visibility == 0).sum())
+        placeholders += int(clip.placeholder().sum())
+        parked = clip.placeholder()
+        assert np.all(clip.x[parked] <= 1.0) and np.all(clip.y[parked] <= 1.0)
+    assert 0.30 < placeholders / invisible < 0.40
+    gained = float((ann.mask - miss.mask).sum()) / float((1 - miss.mask).sum())
+    assert 0.5 < gained < 0.8
+
+
+def test_joint_mask_rules_by_hand():
+    x = np.full((1, 13), 100.0)
+    y = np.full((1, 13), 100.0)
+    vis = np.ones((1, 13), np.uint8)
+    vis[0, 1:6] = 0
+    x[0, 1], y[0, 1] = 0.75, 0.75      # invisible, parked at the corner -> missing
+    x[0, 2], y[0, 2] = 1.0, 1.0        # the (1, 1) placeholder -> missing
+    x[0, 3], y[0, 3] = 50.0, 60.0      # invisible with an annotated position -> present
+    x[0, 4] = 500.0                    # invisible, right of the 480-wide image -> missing
+    y[0, 5] = -3.0                     # invisible, above the image -> missing
+    x[0, 6], y[0, 6] = 0.5, 0.5        # VISIBLE at the corner: a visible joint is always present
+    clip = penn_action.PennClip("0001", "squat", "front", True, x, y, vis, (360, 480, 1),
+                                np.zeros((0, 4)))
+    want = np.ones(13, np.float32)
+    want[[1, 2, 4, 5]] = 0
+    np.testing.assert_array_equal(penn_action.joint_mask(clip)[0], want)
+    np.testing.assert_array_equal(penn_action.joint_mask(clip, "missing")[0], vis[0].astype(np.float32))
+    # Without image dimensions only the corner rule applies.
+    np.testing.assert_array_equal(
+        penn_action.placeholder_joints(x, y, vis, (0, 0, 1))[0],
+        np.isin(np.arange(13), [1, 2]))
+    with pytest.raises(ValueError, match="invisible_joints"):
+        penn_action.joint_mask(clip, "guess")
+
+
+def test_loader_invisible_joints_flag(tmp_path):
+    rng = np.random.default_rng(3)
+    clip = _make_clip(rng, t=6, vis_prob=1.0)
+    clip.visibility[:, 2] = 0           # annotated but invisible
+    clip.visibility[:, 4] = 0
+    clip.x[:, 4] = clip.y[:, 4] = 0.75  # parked
+    penn_action.write_penn_mat(tmp_path / "0001.mat", clip)
+    col = {n: i for i, n in enumerate(keypoints.PENN13_JOINT_NAMES)}
+    canon = {n: i for i, n in enumerate(keypoints.JOINT_NAMES)}
+    c2, c4 = (canon[keypoints.PENN13_JOINT_NAMES[k]] for k in (2, 4))
+    assert col[keypoints.PENN13_JOINT_NAMES[2]] == 2
+    ds = penn_action.load_penn_action(tmp_path, num_frames=6)
+    assert ds.mask[0, :, c2].all() and not ds.mask[0, :, c4].any()
+    assert ds.mask[0].sum() == 6 * 12
+    ds = penn_action.load_penn_action(tmp_path, num_frames=6, invisible_joints="missing")
+    assert not ds.mask[0, :, c2].any() and not ds.mask[0, :, c4].any()
+    with pytest.raises(ValueError, match="invisible_joints must be one of"):
+        penn_action.load_penn_action(tmp_path, invisible_joints="all")
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -113,10 +113,41 @@ def test_missing_joints_are_zero_and_never_nan():
     np.testing.assert_array_equal(a[:, 5], 0.0)
 
 
+@pytest.mark.parametrize("augmentation", ["none", "mixed"])
+def test_keypoint_dropout_marks_joints_missing_and_changes_nothing_else(augmentation):
+    src = _source(n=64, c=4, seed=3)
+    kw = dict(batch_size=512, seed=7, augmentation=augmentation)
+    (a0, p0), = _take(pipelines.make_pair_dataset(src, **kw), 1)
+    (a1, p1), = _take(pipelines.make_pair_dataset(src, keypoint_dropout_rate=0.3, **kw), 1)
+    (a2, p2), = _take(pipelines.make_pair_dataset(src, keypoint_dropout_rate=0.3, **kw), 1)
+    np.testing.assert_array_equal(a1, a2)  # deterministic
+    np.testing.assert_array_equal(p1, p2)
+    hips = [keypoints.JOINT_NAMES.index("left_hip"), keypoints.JOINT_NAMES.index("right_hip")]
+    others = [j for j in range(keypoints.NUM_JOINTS) if j not in hips]
+    for before, after in ((a0, a1), (p0, p1)):
+        missing_before = np.all(before == 0.0, axis=-1)
+        dropped = np.all(after == 0.0, axis=-1) & ~missing_before
+        assert missing_before.mean() < 0.02
+        # (A dropped joint reads 0; so does the kept hip when the other hip is dropped, since it becomes
+        # the offset — hence the rate is measured on the other joints, and the hips are checked below.)
+        assert abs(dropped[:, others].mean() - 0.3) < 0.03, dropped[:, others].mean()
+        # Same frames, cameras and projections: re-normalising the undropped pose with the dropout
+        # mask (normalisation is invariant to the similarity it applied) gives the dropped pose.
+        hips_ok = ~dropped[:, hips].any(1)
+        assert 0.4 < hips_ok.mean() < 0.6  # (1 - 0.3)^2 of the examples keep both hips
+        expected, _, _ = keypoints.normalize_keypoints_2d(
+            before, (~(dropped | missing_before)).astype(np.float32))
+        np.testing.assert_allclose(after[hips_ok], expected.numpy()[hips_ok], atol=1e-5)
+    # The two views drop different joints.
+    assert not np.array_equal(np.all(a1 == 0, -1), np.all(p1 == 0, -1))
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(augmentation="flip"), "augmentation must be one of"),
     (dict(batch_size=0), "batch_size must be positive"),
     (dict(projection_probability=1.5), "projection_probability"),
+    (dict(keypoint_dropout_rate=1.0), "keypoint_dropout_rate must be in"),
+    (dict(keypoint_dropout_rate=-0.1), "keypoint_dropout_rate must be in"),
 ])
 def test_bad_arguments(kwargs, match):
     args = dict(batch_size=4, seed=0)

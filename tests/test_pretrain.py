@@ -72,6 +72,20 @@ def test_run_writes_checkpoint_events_flags_and_config(tmp_path, source):
     assert out["pose_embedding"].shape == (2, 32)
 
 
+def test_keypoint_dropout_option_trains_and_rejects_bad_rates(tmp_path, source):
+    losses = {}
+    for rate in (0.0, 0.4):
+        model_dir = str(tmp_path / f"m{rate}")
+        pretrain_lib.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,
+                         num_steps=2, log_every=1, summary_every=1, keypoint_dropout_rate=rate)
+        rows = [json.loads(l) for l in open(os.path.join(model_dir, "metrics.jsonl"))]
+        losses[rate] = rows[0]["encoder/total_loss"]
+    assert np.isfinite(losses[0.4]) and losses[0.4] != losses[0.0]  # other inputs, same seed
+    with pytest.raises(ValueError, match="keypoint_dropout_rate must be in"):
+        pretrain_lib.run(model_dir=str(tmp_path / "bad"), config=_small_config(), source=source,
+                         batch_size=16, num_steps=2, keypoint_dropout_rate=1.0)
+
+
 def test_resume_continues_step_count_and_loss_curve(tmp_path, source):
     straight = str(tmp_path / "straight")
     split = str(tmp_path / "split")

@@ -16,6 +16,7 @@ import pytest
 import scipy.io
 
 from cv_mim import keypoints
+from cv_mim.data import penn_action
 from cv_mim.data import synthetic
 from cv_mim.data import synthetic_body as body
 from cv_mim.data import synthetic_motions as motions
@@ -376,6 +377,33 @@ def test_same_seed_same_world_other_seed_other_world(tmp_path, tiny_world):
     synthetic.generate_world(tmp_path / "other", seed=1, size="tiny")
     assert _digest(tmp_path / "again") == _digest(out)
     assert _digest(tmp_path / "other") != _digest(out)
+
+
+def test_penn_invisible_joints_are_annotated_or_parked_like_the_real_files(tiny_world):
+    """Occluded joints keep an annotated position near the body; out-of-frame joints are parked at the
+    (0.75, 0.75) placeholder, and the loader's default rule treats exactly those as missing."""
+    out, _ = tiny_world
+    parked = annotated = invisible = 0
+    dists = []  # annotated invisible joints: distance from the visible joints' centre / their extent
+    for f in sorted((out / "penn_action" / "labels").glob("*.mat")):
+        clip = penn_action.read_penn_mat(f)
+        at_corner = (clip.x == 0.75) & (clip.y == 0.75)
+        assert not (at_corner & (clip.visibility > 0)).any()
+        np.testing.assert_array_equal(clip.placeholder(), at_corner)
+        hidden = (clip.visibility == 0) & ~at_corner
+        parked += int(at_corner.sum())
+        annotated += int(hidden.sum())
+        invisible += int((clip.visibility == 0).sum())
+        vis = clip.visibility > 0
+        for t in np.flatnonzero(hidden.any(1) & (vis.sum(1) >= 4)):
+            cx, cy = clip.x[t, vis[t]].mean(), clip.y[t, vis[t]].mean()
+            extent = max(np.ptp(clip.x[t, vis[t]]), np.ptp(clip.y[t, vis[t]]))
+            dists.extend(np.hypot(clip.x[t, hidden[t]] - cx, clip.y[t, hidden[t]] - cy) / extent)
+        mask = penn_action.joint_mask(clip)
+        np.testing.assert_array_equal(mask, (~at_corner).astype(np.float32))
+    assert parked > 0 and invisible == parked + annotated and annotated > 0.5 * invisible
+    # Near the body, as on the real sample (median 0.35, 99th percentile 1.84 there).
+    assert np.median(dists) < 0.6 and np.percentile(dists, 99) < 2.5, np.percentile(dists, [50, 99])
 
 
 def test_testdata_world_is_current():

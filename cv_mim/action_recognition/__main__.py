@@ -27,6 +27,9 @@ flags.DEFINE_string("input", None, "Dataset path (with --export_dir).")
 flags.DEFINE_string("skip_list", None, "NTU: names of samples to skip (with --export_dir).")
 flags.DEFINE_bool("skip_malformed", False, "With --export_dir: skip malformed files (counted in the "
                   "log) instead of stopping.")
+flags.DEFINE_enum("invisible_joints", "annotated", ["annotated", "missing"],
+                  "With --export_dir and Penn Action: 'annotated' uses the annotated positions of "
+                  "invisible joints (only placeholders are missing), 'missing' drops them all.")
 flags.DEFINE_string("output_dir", None, "Results directory.")
 flags.DEFINE_enum("setting", "single_shot", protocols.SETTINGS, "Protocol.")
 flags.DEFINE_enum("features", "embedding", protocols.FEATURE_CHOICES,
@@ -63,6 +66,8 @@ def main(argv):
         kwargs = {"skip_malformed": FLAGS.skip_malformed}
         if FLAGS.dataset == "ntu_rgbd":
             kwargs["skip_list"] = FLAGS.skip_list
+        if FLAGS.dataset == "penn_action":
+            kwargs["invisible_joints"] = FLAGS.invisible_joints
         embeddings = embed_lib.embed_dataset(
             FLAGS.export_dir, FLAGS.dataset, FLAGS.input,
             os.path.join(FLAGS.output_dir, "embeddings.npz"), flip_modes=flips, **kwargs)

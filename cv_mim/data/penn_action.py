@@ -99,6 +99,52 @@ class PennClip:
         """(T, 13, 2) float64 (x, y) in the native Penn column order."""
         return np.stack([self.x, self.y], axis=-1)
 
+    def placeholder(self) -> np.ndarray:
+        """(T, 13) bool: invisible joints whose coordinates carry no position (see :func:`joint_mask`)."""
+        return placeholder_joints(self.x, self.y, self.visibility, self.dimensions)
+
+
+def placeholder_joints(x, y, visibility, dimensions=None) -> np.ndarray:
+    """(T, 13) bool: invisible joints stored as a placeholder rather than an estimated position.
+
+    A Penn Action annotation marks a joint invisible (``visibility`` 0) in two ways. Mostly the
+    annotator still clicked where the occluded joint is (on the 108-file real sample, 65 % of the
+    invisible joints; their distance from the visible joints' centre has the same distribution as the
+    visible joints'); otherwise the joint is parked at the top-left corner — (0.75, 0.75),
+    (0.667, 0.667), (1, 1), (0.953, 0.953) in the sample — typically when it is outside the frame. A
+    placeholder is an invisible joint with x <= 1 and y <= 1, or outside the [0, W] x [0, H] image
+    (``dimensions`` = (H, W, T); bounds are not checked when H or W is 0).
+    """
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    invisible = np.asarray(visibility) <= 0
+    out = (x <= 1.0) & (y <= 1.0)
+    if dimensions is not None:
+        h, w = int(dimensions[0]), int(dimensions[1])
+        if h > 0 and w > 0:
+            out |= (x < 0) | (y < 0) | (x > w) | (y > h)
+    return invisible & out
+
+
+INVISIBLE_JOINT_RULES = ("annotated", "missing")
+
+
+def joint_mask(clip: "PennClip", invisible_joints: str = "annotated") -> np.ndarray:
+    """(T, 13) float32 presence mask (native column order) of a clip's joints.
+
+    ``invisible_joints='annotated'`` (default): every joint with an annotated position is present —
+    visible joints and invisible ones whose estimated position the annotator gave; only placeholders
+    (:func:`placeholder_joints`) are missing. This feeds the encoder complete poses wherever the
+    annotation has them, as it was trained (Human3.6M poses have every joint; neither the paper nor the
+    authors' code drops keypoints), and matches the NTU loader, where Kinect's *inferred* joints count as
+    present. ``'missing'``: every invisible joint is missing (set to 0 by the normalisation).
+    """
+    if invisible_joints not in INVISIBLE_JOINT_RULES:
+        raise ValueError(f"invisible_joints must be one of {INVISIBLE_JOINT_RULES}, got {invisible_joints!r}")
+    visible = np.asarray(clip.visibility) > 0
+    if invisible_joints == "missing":
+        return visible.astype(np.float32)
+    return (~clip.placeholder()).astype(np.float32)
+
 
 # ----------------------------------------------------------------------------------------------------
 # Reading and writing one label file.
@@ -342,7 +388,7 @@ class PennDataset(LabelledClips):
       keypoints: (N, num_frames, 13, 2) float32 pixels, canonical 13-joint order
         (:data:`cv_mim.keypoints.JOINT_NAMES`), resampled to ``num_frames`` (see
         :func:`resample_sequence`).
-      mask: (N, num_frames, 13) float32, 1 = joint visible.
+      mask: (N, num_frames, 13) float32, 1 = joint present (see :func:`joint_mask`).
       labels: (N,) int64 index into ``class_names``.
       views: (N,) int64 index into ``view_names`` (= :data:`PENN_VIEWS`).
       train: (N,) bool, official split.
@@ -454,12 +500,13 @@ _PENN_FILE = re.compile(r".*\.mat$", re.IGNORECASE)
 def load_penn_action(labels_dir, *, skip_malformed: bool = False, drop_actions: Sequence[str] = ("strum_guitar",),
                      exclude_clips: Iterable | None = None,
                      min_visible_fraction: float | None = DEFAULT_MIN_VISIBLE_FRACTION,
-                     num_frames: int = DEFAULT_NUM_FRAMES) -> PennDataset:
+                     num_frames: int = DEFAULT_NUM_FRAMES,
+                     invisible_joints: str = "annotated") -> PennDataset:
     """Loads every ``*.mat`` label file of a Penn Action ``labels`` directory.
 
-    Per clip: x / y / visibility -> canonical 13 joints (``convert_keypoints(..., 'penn13',
-    scores=visibility)``), resampled to ``num_frames`` frames (:func:`resample_sequence`; the paper
-    up-samples every clip to 332 frames, §4.1); action label (index into ``class_names``, the sorted
+    Per clip: x / y -> canonical 13 joints (``convert_keypoints(..., 'penn13', scores=mask)`` with the
+    presence mask of :func:`joint_mask` under ``invisible_joints``), resampled to ``num_frames``
+    frames (:func:`resample_sequence`; the paper up-samples every clip to 332 frames, §4.1); action label (index into ``class_names``, the sorted
     action names left after the exclusions); view label (``pose`` field, index into
     :data:`PENN_VIEWS`); official split (``train`` field).
 
@@ -477,6 +524,9 @@ def load_penn_action(labels_dir, *, skip_malformed: bool = False, drop_actions: 
       exclude_clips: clip ids to drop.
       min_visible_fraction: invisibility threshold in [0, 1], or None.
       num_frames: output length per clip.
+      invisible_joints: ``'annotated'`` (invisible joints with an annotated position are used, only
+        placeholders are missing) or ``'missing'`` (every invisible joint is missing); see
+        :func:`joint_mask`. The invisibility rule always counts the ``visibility`` flags.
     Returns:
       :class:`PennDataset`, clips in file-name order.
     Raises:
@@ -491,6 +541,8 @@ def load_penn_action(labels_dir, *, skip_malformed: bool = False, drop_actions: 
         raise ValueError(f"min_visible_fraction must be in [0, 1] or None, got {min_visible_fraction}")
     if int(num_frames) != num_frames or num_frames < 1:
         raise ValueError(f"num_frames must be a positive integer, got {num_frames}")
+    if invisible_joints not in INVISIBLE_JOINT_RULES:
+        raise ValueError(f"invisible_joints must be one of {INVISIBLE_JOINT_RULES}, got {invisible_joints!r}")
     if isinstance(drop_actions, str):
         drop_actions = (drop_actions,)
     drop = set(drop_actions or ())
@@ -534,7 +586,8 @@ def load_penn_action(labels_dir, *, skip_malformed: bool = False, drop_actions: 
     kp_out = np.zeros((n, int(num_frames), keypoints_lib.NUM_JOINTS, 2), np.float32)
     mask_out = np.zeros((n, int(num_frames), keypoints_lib.NUM_JOINTS), np.float32)
     for i, clip in enumerate(clips):
-        kp13, m13 = keypoints_lib.convert_keypoints(clip.keypoints(), "penn13", scores=clip.visibility)
+        kp13, m13 = keypoints_lib.convert_keypoints(clip.keypoints(), "penn13",
+                                                    scores=joint_mask(clip, invisible_joints))
         kp_out[i], mask_out[i] = resample_sequence(kp13, m13, int(num_frames))
     return PennDataset(
         keypoints=kp_out,

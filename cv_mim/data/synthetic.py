@@ -13,7 +13,8 @@ actions (`synthetic_motions`), filmed by cameras placed all around them, with de
   plays the role of the detections the paper pairs across views); without it, the exact projections.
 * ``OUT/penn_action/labels/NNNN.mat`` — single-view action clips in the Penn Action label format (paper
   §4.1 "Penn Action"): the 14 modelled Penn classes, front / back / left / right views, a train / test
-  split, visibility flags.
+  split, visibility flags (occluded joints keep an annotated position, out-of-frame joints are parked
+  at the (0.75, 0.75) placeholder, as in the real files).
 * ``OUT/ntu_rgbd/nturgb+d_skeletons/SsssCcccPpppRrrrAaaa.skeleton`` — Kinect v2 skeleton text files
   (paper §4.1 "NTU-RGB+D"): three cameras at -45°, 0°, +45°, each take performed twice facing a
   different side camera, performers on both sides of the official cross-subject split.
@@ -54,6 +55,8 @@ FORMATS = ("h36m", "penn_action", "ntu_rgbd")
 VIEWS = penn_lib.PENN_VIEWS  # ('front', 'back', 'left', 'right')
 # Centre of each view's azimuth bin (degrees counter-clockwise from the facing direction).
 VIEW_AZIMUTH = {"front": 0.0, "left": 90.0, "back": 180.0, "right": -90.0}
+# Where real Penn Action label files park an invisible joint that has no position (one of their values).
+PENN_PLACEHOLDER_XY = (0.75, 0.75)
 
 H36M_TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 H36M_TEST_SUBJECTS = ("S9", "S11")
@@ -424,6 +427,9 @@ def _penn_clip(seed: int, index: int, action: str, view: str, train: bool, size:
     bbox = np.concatenate([pix.min(1) - margin, pix.max(1) + margin], axis=1)
     bbox[:, [0, 2]] = np.clip(bbox[:, [0, 2]], 0.0, width - 1.0)
     bbox[:, [1, 3]] = np.clip(bbox[:, [1, 3]], 0.0, height - 1.0)
+    # Out-of-frame joints are parked at the top-left corner, as the real label files do; occluded
+    # joints inside the frame keep an annotated (guessed, noisier) position.
+    pix[outside] = PENN_PLACEHOLDER_XY
     clip = penn_lib.PennClip(
         clip_id=f"{index + 1:04d}", action=action, view=view, train=bool(train),
         x=pix[..., 0], y=pix[..., 1], visibility=visibility, dimensions=(height, width, num_frames),
