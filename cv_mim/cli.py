@@ -34,6 +34,16 @@ def start(argv):
     logging.getLogger().setLevel(logging.INFO)
 
 
+def define_invisible_joints_flag(context=""):
+    """Defines ``--invisible_joints`` (Penn Action's rule, :func:`cv_mim.data.penn_action.joint_mask`)."""
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    from cv_mim.data import penn_action  # pylint: disable=import-outside-toplevel
+    flags.DEFINE_enum("invisible_joints", "annotated", list(penn_action.INVISIBLE_JOINT_RULES),
+                      f"{context}Penn Action invisible joints: 'annotated' uses their annotated "
+                      "positions (only placeholders are missing), 'missing' treats them all as "
+                      "missing.")
+
+
 def parse_seeds(values):
     """--seeds as integers, or a usage error naming the flag."""
     try:

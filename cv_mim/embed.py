@@ -25,9 +25,7 @@ flags.DEFINE_bool("skip_malformed", False, "Skip malformed files (counted in the
 flags.DEFINE_string("skip_list", None, "NTU: text file of sample names to skip.")
 flags.DEFINE_list("subjects", None, "h36m: subjects to embed (default: all).")
 flags.DEFINE_float("min_visible_fraction", 0.4, "Penn: drop clips with fewer visible joints.")
-flags.DEFINE_enum("invisible_joints", "annotated", ["annotated", "missing"],
-                  "Penn: 'annotated' uses the annotated positions of invisible joints (only "
-                  "placeholders are missing); 'missing' treats every invisible joint as missing.")
+cli.define_invisible_joints_flag()
 flags.mark_flags_as_required(["export_dir", "dataset", "input", "output"])
 
 

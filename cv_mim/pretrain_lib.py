@@ -112,7 +112,8 @@ def run(*, model_dir: str, config: algorithms.ModelConfig, source: pipelines.Pai
         batch_size: int = 256, num_steps: int = 5_000_000, learning_rate: float = 0.02,
         seed: int = 0, strategy: str = "default", devices: Optional[Sequence[str]] = None,
         init_checkpoint: Optional[str] = None, augmentation: str = "mixed",
-        keypoint_dropout_rate: float = 0.0, summary_every: int = 100, checkpoint_every: int = 10_000, log_every: int = 100,
+        keypoint_dropout_rate: float = 0.0, summary_every: int = 100,
+        checkpoint_every: int = 10_000, log_every: int = 100,
         keep_checkpoints: int = 5, record_if: Optional[Callable[[int], bool]] = None,
         run_eagerly: bool = False, jit_compile: bool = False, mixed_precision: bool = False,
         flags_record: Optional[dict] = None, stop_after: Optional[int] = None):

@@ -24,9 +24,7 @@ flags.DEFINE_string("input", None, "Penn Action labels/ folder (with --export_di
 flags.DEFINE_string("output_dir", None, "Results directory.")
 flags.DEFINE_bool("skip_malformed", False, "With --export_dir: skip malformed label files (counted in "
                   "the log) instead of stopping.")
-flags.DEFINE_enum("invisible_joints", "annotated", ["annotated", "missing"],
-                  "With --export_dir: Penn invisible joints — 'annotated' uses their annotated "
-                  "positions (only placeholders are missing), 'missing' drops them all.")
+cli.define_invisible_joints_flag("With --export_dir: ")
 flags.DEFINE_list("features", ["view_embedding", "raw"],
                   f"Inputs to compare, from {view_classification_lib.FEATURES}.")
 flags.DEFINE_integer("steps", 10_000, "Iterations (App. C: 1e4).")

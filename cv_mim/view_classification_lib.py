@@ -70,6 +70,7 @@ def run(*, embeddings, output_dir, features=("view_embedding", "raw"), steps=10_
         learning_rate=1e-2, seeds=(0,), method=None):
     """Trains and evaluates the linear view classifier; writes results JSON and a table."""
     from cv_mim.action_recognition import protocols  # pylint: disable=import-outside-toplevel
+    from cv_mim.action_recognition import training  # pylint: disable=import-outside-toplevel
 
     emb = (embeddings if isinstance(embeddings, embed_lib.EmbeddingFile)
            else embed_lib.load_embeddings(embeddings))
@@ -95,9 +96,9 @@ def run(*, embeddings, output_dir, features=("view_embedding", "raw"), steps=10_
             np.add.at(confusion, (y[test], pred), 1)
         base = os.path.join(output_dir, f"view_confusion_{feature}")
         protocols._write_confusion(base, confusion, view_names)  # pylint: disable=protected-access
+        mean, std = training.mean_std(accs)  # sample std, as the action-recognition tables
         results["features"][feature] = {
-            "accuracy_mean": float(np.mean(accs)),
-            "accuracy_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,  # sample std
+            "accuracy_mean": mean, "accuracy_std": std,
             "runs": accs, "confusion": confusion.tolist(), "view_names": list(view_names),
             "num_train_frames": int(train.sum()), "num_test_frames": int(test.sum()),
             "chance": float(np.bincount(y[test]).max() / test.sum())}

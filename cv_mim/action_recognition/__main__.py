@@ -27,9 +27,7 @@ flags.DEFINE_string("input", None, "Dataset path (with --export_dir).")
 flags.DEFINE_string("skip_list", None, "NTU: names of samples to skip (with --export_dir).")
 flags.DEFINE_bool("skip_malformed", False, "With --export_dir: skip malformed files (counted in the "
                   "log) instead of stopping.")
-flags.DEFINE_enum("invisible_joints", "annotated", ["annotated", "missing"],
-                  "With --export_dir and Penn Action: 'annotated' uses the annotated positions of "
-                  "invisible joints (only placeholders are missing), 'missing' drops them all.")
+cli.define_invisible_joints_flag("With --export_dir: ")
 flags.DEFINE_string("output_dir", None, "Results directory.")
 flags.DEFINE_enum("setting", "single_shot", protocols.SETTINGS, "Protocol.")
 flags.DEFINE_enum("features", "embedding", protocols.FEATURE_CHOICES,

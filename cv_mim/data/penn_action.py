@@ -128,6 +128,11 @@ def placeholder_joints(x, y, visibility, dimensions=None) -> np.ndarray:
 INVISIBLE_JOINT_RULES = ("annotated", "missing")
 
 
+def _check_invisible_joints(rule):
+    if rule not in INVISIBLE_JOINT_RULES:
+        raise ValueError(f"invisible_joints must be one of {INVISIBLE_JOINT_RULES}, got {rule!r}")
+
+
 def joint_mask(clip: "PennClip", invisible_joints: str = "annotated") -> np.ndarray:
     """(T, 13) float32 presence mask (native column order) of a clip's joints.
 
@@ -138,11 +143,9 @@ def joint_mask(clip: "PennClip", invisible_joints: str = "annotated") -> np.ndar
     authors' code drops keypoints), and matches the NTU loader, where Kinect's *inferred* joints count as
     present. ``'missing'``: every invisible joint is missing (set to 0 by the normalisation).
     """
-    if invisible_joints not in INVISIBLE_JOINT_RULES:
-        raise ValueError(f"invisible_joints must be one of {INVISIBLE_JOINT_RULES}, got {invisible_joints!r}")
-    visible = np.asarray(clip.visibility) > 0
+    _check_invisible_joints(invisible_joints)
     if invisible_joints == "missing":
-        return visible.astype(np.float32)
+        return (np.asarray(clip.visibility) > 0).astype(np.float32)
     return (~clip.placeholder()).astype(np.float32)
 
 
@@ -506,8 +509,8 @@ def load_penn_action(labels_dir, *, skip_malformed: bool = False, drop_actions: 
 
     Per clip: x / y -> canonical 13 joints (``convert_keypoints(..., 'penn13', scores=mask)`` with the
     presence mask of :func:`joint_mask` under ``invisible_joints``), resampled to ``num_frames``
-    frames (:func:`resample_sequence`; the paper up-samples every clip to 332 frames, §4.1); action label (index into ``class_names``, the sorted
-    action names left after the exclusions); view label (``pose`` field, index into
+    frames (:func:`resample_sequence`; the paper up-samples every clip to 332 frames, §4.1); action
+    label (index into ``class_names``, the sorted action names left after the exclusions); view label (``pose`` field, index into
     :data:`PENN_VIEWS`); official split (``train`` field).
 
     Exclusions, applied in this order and recorded in ``PennDataset.excluded``:
@@ -541,8 +544,7 @@ def load_penn_action(labels_dir, *, skip_malformed: bool = False, drop_actions: 
         raise ValueError(f"min_visible_fraction must be in [0, 1] or None, got {min_visible_fraction}")
     if int(num_frames) != num_frames or num_frames < 1:
         raise ValueError(f"num_frames must be a positive integer, got {num_frames}")
-    if invisible_joints not in INVISIBLE_JOINT_RULES:
-        raise ValueError(f"invisible_joints must be one of {INVISIBLE_JOINT_RULES}, got {invisible_joints!r}")
+    _check_invisible_joints(invisible_joints)
     if isinstance(drop_actions, str):
         drop_actions = (drop_actions,)
     drop = set(drop_actions or ())
