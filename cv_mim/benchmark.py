@@ -24,6 +24,13 @@ from absl import app
 from absl import flags
 
 from cv_mim import cli
+from cv_mim import pipeline
+from cv_mim.algorithms import config as config_lib
+from cv_mim.algorithms import registry
+from cv_mim.algorithms import step as step_lib
+from cv_mim.report import benchmark as benchmark_lib
+from cv_mim.serving import export as export_lib
+from cv_mim.training import distribution
 
 FLAGS = flags.FLAGS
 SECTIONS = ("step", "pipeline", "memory", "inference")
@@ -40,7 +47,6 @@ flags.DEFINE_string("json_out", None, "Also write the figures as JSON here.")
 
 def _step_section(rows, results, peak32, peak16):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from cv_mim import algorithms, benchmark_lib, train_lib  # pylint: disable=import-outside-toplevel
 
     anchor, positive = benchmark_lib.random_pairs(FLAGS.batch_size)
     for name in FLAGS.algorithms:
@@ -56,11 +62,11 @@ def _step_section(rows, results, peak32, peak16):
                 tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
             try:
                 tf.keras.utils.set_random_seed(0)
-                cfg = algorithms.ModelConfig(algorithm=name, hidden_dim=FLAGS.hidden_dim)
-                alg = algorithms.get_algorithm(cfg).build()
-                opts = algorithms.create_optimizers(alg)
+                cfg = config_lib.ModelConfig(algorithm=name, hidden_dim=FLAGS.hidden_dim)
+                alg = registry.get_algorithm(cfg).build()
+                opts = step_lib.create_optimizers(alg)
                 strategy = tf.distribute.get_strategy()
-                step = train_lib.make_train_step(strategy, alg, opts, jit_compile=xla)
+                step = distribution.make_train_step(strategy, alg, opts, jit_compile=xla)
                 seed = tf.constant([0, 0], tf.int64)
                 first = step(anchor, positive, seed)
                 loss0 = float(first["encoder"]["total_loss"])
@@ -93,15 +99,14 @@ def _step_section(rows, results, peak32, peak16):
 def _pipeline_section(rows, results):
     import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from cv_mim import benchmark_lib, pipelines  # pylint: disable=import-outside-toplevel
 
     rng = np.random.default_rng(0)
     n, c = 20000, 4
     kp3d = rng.normal(scale=0.5, size=(n, 13, 3)).astype(np.float32)
     kp2d = (rng.normal(scale=50, size=(n, c, 13, 2)) + 500).astype(np.float32)
-    source = pipelines.PairSource(kp2d, kp3d)
+    source = pipeline.PairSource(kp2d, kp3d)
     # One core for the pipeline: private threadpool of size 1.
-    ds = pipelines.make_pair_dataset(source, batch_size=FLAGS.batch_size, seed=0,
+    ds = pipeline.make_pair_dataset(source, batch_size=FLAGS.batch_size, seed=0,
                                      num_parallel_calls=1)
     options = tf.data.Options()
     options.threading.private_threadpool_size = 1
@@ -130,7 +135,6 @@ def _peak_rss_of(code):
 
 
 def _memory_section(rows, results):
-    from cv_mim import benchmark_lib  # pylint: disable=import-outside-toplevel
     with tempfile.TemporaryDirectory() as tmp:
         world_rss, proc = _peak_rss_of(
             f"from cv_mim.data import synthetic\nsynthetic.generate_world({tmp!r} + '/world', seed=0)")
@@ -153,11 +157,10 @@ def _memory_section(rows, results):
 def _inference_section(rows, results, peak32):
     import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from cv_mim import algorithms, benchmark_lib, export_lib  # pylint: disable=import-outside-toplevel
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = algorithms.ModelConfig(hidden_dim=FLAGS.hidden_dim)
-        alg = algorithms.get_algorithm(cfg).build()
+        cfg = config_lib.ModelConfig(hidden_dim=FLAGS.hidden_dim)
+        alg = registry.get_algorithm(cfg).build()
         module = export_lib.EmbeddingModule(alg.encoder, {"algorithm": "cv_mim"})
         tf.saved_model.save(module, tmp, signatures={"serving_default": module.embed})
         fn = tf.saved_model.load(tmp).signatures["serving_default"]
@@ -186,7 +189,6 @@ def main(argv):
         raise app.UsageError(f"--sections: unknown {unknown}; choose from {SECTIONS}")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from cv_mim import benchmark_lib  # pylint: disable=import-outside-toplevel
 
     info = benchmark_lib.machine_info()
     peak32 = benchmark_lib.matmul_peak(tf.float32)

@@ -37,6 +37,7 @@ def start(argv):
 def define_invisible_joints_flag(context=""):
     """Defines ``--invisible_joints`` (Penn Action's rule, :func:`cv_mim.data.penn_action.joint_mask`)."""
     from absl import flags  # pylint: disable=import-outside-toplevel
+
     from cv_mim.data import penn_action  # pylint: disable=import-outside-toplevel
     flags.DEFINE_enum("invisible_joints", "annotated", list(penn_action.INVISIBLE_JOINT_RULES),
                       f"{context}Penn Action invisible joints: 'annotated' uses their annotated "

@@ -9,11 +9,12 @@ from absl import app
 from absl import flags
 
 from cv_mim import cli
-from cv_mim import embed_lib
+from cv_mim.data import registry as data_registry
+from cv_mim.serving import embed as embed_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", None, "SavedModel from cv_mim.export.")
-flags.DEFINE_enum("dataset", None, embed_lib.DATASETS,
+flags.DEFINE_enum("dataset", None, data_registry.DATASETS,
                   "penn_action: labels/ folder of .mat; ntu_rgbd: folder of .skeleton; h36m: "
                   "folder with data_3d_h36m.npz (+ data_2d_h36m_gt.npz) and cameras.json; npy: a "
                   ".npy of [N,13,2] or [C,T,13,2] canonical keypoints (NaN = missing).")

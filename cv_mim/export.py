@@ -10,7 +10,7 @@ from absl import app
 from absl import flags
 
 from cv_mim import cli
-from cv_mim import export_lib
+from cv_mim.serving import export as export_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A cv_mim.pretrain model_dir.")

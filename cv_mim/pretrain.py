@@ -12,17 +12,18 @@ from absl import app
 from absl import flags
 
 from cv_mim import cli
-from cv_mim import algorithms
-from cv_mim import baselines
 from cv_mim import losses
-from cv_mim import pipelines
-from cv_mim import pretrain_lib
-from cv_mim import train_lib
+from cv_mim import pipeline
+from cv_mim.algorithms import config as config_lib
+from cv_mim.algorithms import registry
+from cv_mim.training import distribution
+from cv_mim.training import loop
+from cv_mim.training import sources
 
 FLAGS = flags.FLAGS
 
 # Data.
-flags.DEFINE_enum("data_format", "h36m", pretrain_lib.DATA_FORMATS,
+flags.DEFINE_enum("data_format", "h36m", sources.DATA_FORMATS,
                   "h36m: the VideoPose3D layout (data_3d_h36m.npz, data_2d_h36m_gt.npz, "
                   "cameras.json); authors_tfrecord: the authors' tf.Example files.")
 flags.DEFINE_string("data_dir", None, "Directory with the Human3.6M-layout files.")
@@ -34,14 +35,14 @@ flags.DEFINE_bool("use_2d_file", True, "Use the 2D file; if false, project the 3
 flags.DEFINE_list("subjects", ["S1", "S5", "S6", "S7", "S8"], "Training subjects.")
 flags.DEFINE_enum("unit", "auto", ["auto", "m", "mm"], "Unit of the 3D file.")
 flags.DEFINE_string("tfrecord_pattern", None, "File pattern of the authors' TFRecords.")
-flags.DEFINE_enum("augmentation", "mixed", pipelines.AUGMENTATIONS,
+flags.DEFINE_enum("augmentation", "mixed", pipeline.AUGMENTATIONS,
                   "mixed: each view real or randomly projected with probability 0.5 (paper §4.2).")
 flags.DEFINE_float("keypoint_dropout_rate", 0.0,
                    "Probability that a joint of a training view is marked missing (not in the paper "
                    "or the authors' code; 0 = off). For encoders that must embed poses with missing "
                    "detections.")
 # Model.
-flags.DEFINE_enum("algorithm", "cv_mim", algorithms.ALGORITHMS, "Representation learner.")
+flags.DEFINE_enum("algorithm", "cv_mim", registry.ALGORITHMS, "Representation learner.")
 flags.DEFINE_integer("pose_embedding_dim", 32, "Size of z_p.")
 flags.DEFINE_integer("view_embedding_dim", 32, "Size of z_v.")
 flags.DEFINE_integer("hidden_dim", 1024, "Width of the residual MLPs.")
@@ -51,7 +52,7 @@ flags.DEFINE_enum("fusion", "moe", ["moe", "poe", "cat"], "Fusion of Eq. 11.")
 flags.DEFINE_float("view_loss_weight", 5.0, "λ1 of Eq. 11.")
 flags.DEFINE_float("disentangle_loss_weight", 0.5, "λ2 of Eq. 11 (0 removes L_inter and Q).")
 flags.DEFINE_float("prior_loss_weight", 1.0, "λ3 of Eq. 11 (0 removes L_prior and D).")
-flags.DEFINE_enum("loss_weighting", "paper", algorithms.LOSS_WEIGHTINGS,
+flags.DEFINE_enum("loss_weighting", "paper", config_lib.LOSS_WEIGHTINGS,
                   "paper: Eq. 11 as written; authors: the authors' hidden factors.")
 flags.DEFINE_enum("club_variant", "paper", losses.CLUB_VARIANTS, "CLUB estimator of Eq. 7.")
 flags.DEFINE_float("kl_weight", None, "KL weight of vae (default 1) and beta_vae (β, default 4).")
@@ -68,7 +69,7 @@ flags.DEFINE_bool("jit_compile", False, "XLA-compile the step (single replica)."
 flags.DEFINE_bool("run_eagerly", False, "Run the step eagerly (debugging).")
 # Run.
 flags.DEFINE_string("model_dir", None, "Output directory (checkpoints, config, events).")
-flags.DEFINE_enum("strategy", "default", train_lib.STRATEGIES,
+flags.DEFINE_enum("strategy", "default", distribution.STRATEGIES,
                   "default | mirrored (all local devices) | multi_worker (reads TF_CONFIG).")
 flags.DEFINE_string("init_checkpoint", None, "Initialise from this checkpoint when model_dir has none.")
 flags.DEFINE_integer("summary_every", 100, "Steps between TensorBoard scalars.")
@@ -81,8 +82,8 @@ flags.mark_flag_as_required("model_dir")
 def model_config_from_flags():
     kl_weight = FLAGS.kl_weight
     if kl_weight is None:
-        kl_weight = baselines.default_kl_weight(FLAGS.algorithm)
-    return algorithms.ModelConfig(
+        kl_weight = registry.default_kl_weight(FLAGS.algorithm)
+    return config_lib.ModelConfig(
         algorithm=FLAGS.algorithm, pose_dim=FLAGS.pose_embedding_dim,
         view_dim=FLAGS.view_embedding_dim, hidden_dim=FLAGS.hidden_dim,
         num_blocks=FLAGS.num_blocks, dropout_rate=FLAGS.dropout_rate, fusion=FLAGS.fusion,
@@ -100,11 +101,11 @@ def main(argv):
         config = model_config_from_flags()
     except ValueError as err:
         raise app.UsageError(str(err)) from None
-    source = pretrain_lib.load_pair_source(
+    source = sources.load_pair_source(
         FLAGS.data_format, data_dir=FLAGS.data_dir, data_3d=FLAGS.data_3d, data_2d=FLAGS.data_2d,
         cameras=FLAGS.cameras, subjects=FLAGS.subjects, unit=FLAGS.unit,
         tfrecord_pattern=FLAGS.tfrecord_pattern, use_2d_file=FLAGS.use_2d_file)
-    pretrain_lib.run(
+    loop.run(
         model_dir=FLAGS.model_dir, config=config, source=source, batch_size=FLAGS.batch_size,
         num_steps=FLAGS.num_steps, learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
         strategy=FLAGS.strategy, init_checkpoint=FLAGS.init_checkpoint,

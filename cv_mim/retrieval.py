@@ -11,7 +11,7 @@ from absl import app
 from absl import flags
 
 from cv_mim import cli
-from cv_mim import retrieval_lib
+from cv_mim.downstream import retrieval as retrieval_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", None, "SavedModel from cv_mim.export.")

@@ -22,9 +22,20 @@ from absl import app
 from absl import flags
 
 from cv_mim import cli
+from cv_mim.algorithms import config as config_lib
+from cv_mim.algorithms import registry
+from cv_mim.downstream import action_recognition as action_lib
+from cv_mim.downstream import retrieval as retrieval_lib
+from cv_mim.downstream import view_classification as view_lib
+from cv_mim.report import report as report_lib
+from cv_mim.serving import embed as embed_lib
+from cv_mim.serving import export as export_lib
+from cv_mim.synthetic import world as world_mod
+from cv_mim.training import loop
+from cv_mim.training import sources
 
 FLAGS = flags.FLAGS
-ALL_METHODS = ("cv_mim", "autoencoder", "vae", "beta_vae", "infonce", "dim")
+ALL_METHODS = registry.ALGORITHMS
 flags.DEFINE_string("workdir", "runs/demo", "Everything goes here.")
 flags.DEFINE_list("algorithms", list(ALL_METHODS), "Representation learners to compare.")
 flags.DEFINE_enum("size", "default", ["tiny", "default"], "Synthetic world size.")
@@ -63,11 +74,6 @@ class Progress:
 def run(*, workdir, algorithms=ALL_METHODS, size="default", seed=0, pretrain_steps=2000,
         pretrain_batch=256, hidden_dim=512, classifier_steps=600, view_steps=2000, seeds=(0,)):
     """Runs every stage; returns the report dict (also written as report.json / report.md)."""
-    from cv_mim import algorithms as algorithms_lib  # pylint: disable=import-outside-toplevel
-    from cv_mim import baselines, embed_lib, export_lib, pretrain_lib, report_lib, retrieval_lib
-    from cv_mim import view_classification_lib  # pylint: disable=import-outside-toplevel
-    from cv_mim.action_recognition import protocols  # pylint: disable=import-outside-toplevel
-    from cv_mim.data import synthetic  # pylint: disable=import-outside-toplevel
 
     unknown = sorted(set(algorithms) - set(ALL_METHODS))
     if unknown:
@@ -88,9 +94,9 @@ def run(*, workdir, algorithms=ALL_METHODS, size="default", seed=0, pretrain_ste
         with open(manifest_path, encoding="utf-8") as f:
             manifest = json.load(f)
         if manifest.get("seed") != seed or manifest.get("size") != size:
-            manifest = synthetic.generate_world(world, seed=seed, size=size)
+            manifest = world_mod.generate_world(world, seed=seed, size=size)
     else:
-        manifest = synthetic.generate_world(world, seed=seed, size=size)
+        manifest = world_mod.generate_world(world, seed=seed, size=size)
     progress.finish("world")
 
     results = {"settings": settings, "methods": {}}
@@ -103,12 +109,12 @@ def run(*, workdir, algorithms=ALL_METHODS, size="default", seed=0, pretrain_ste
         progress.start(f"pretrain/{algorithm}", f"({i + 1}/{n}) {pretrain_steps} steps")
         if not os.path.exists(export_dir):
             if source is None:
-                source = pretrain_lib.load_pair_source(
+                source = sources.load_pair_source(
                     "h36m", data_dir=h36m_dir, subjects=tuple(manifest["h36m"]["train_subjects"]))
-            config = algorithms_lib.ModelConfig(
+            config = config_lib.ModelConfig(
                 algorithm=algorithm, hidden_dim=hidden_dim,
-                kl_weight=baselines.default_kl_weight(algorithm))
-            pretrain_lib.run(model_dir=model_dir, config=config, source=source,
+                kl_weight=registry.default_kl_weight(algorithm))
+            loop.run(model_dir=model_dir, config=config, source=source,
                              batch_size=pretrain_batch, num_steps=pretrain_steps, seed=seed,
                              summary_every=max(1, pretrain_steps // 100),
                              checkpoint_every=max(1, pretrain_steps // 2),
@@ -131,13 +137,13 @@ def run(*, workdir, algorithms=ALL_METHODS, size="default", seed=0, pretrain_ste
                                     flip_modes=("keep", "swap"))
         entry["single_shot"] = _cached_json(
             os.path.join(workdir, "action_recognition", algorithm, "results.json"),
-            lambda a=algorithm, p=emb_path: protocols.run(
+            lambda a=algorithm, p=emb_path: action_lib.run(
                 embeddings=p, output_dir=os.path.join(workdir, "action_recognition", a),
                 setting="single_shot", features="embedding", steps=classifier_steps,
                 seeds=seeds, method=a, log_every=max(1, classifier_steps // 2)))
         entry["view_classification"] = _cached_json(
             os.path.join(workdir, "view_classification", algorithm, "view_results.json"),
-            lambda a=algorithm, p=emb_path: view_classification_lib.run(
+            lambda a=algorithm, p=emb_path: view_lib.run(
                 embeddings=p, output_dir=os.path.join(workdir, "view_classification", a),
                 features=("view_embedding", "raw"), steps=view_steps, seeds=seeds, method=a))
         results["methods"][algorithm] = entry
@@ -147,7 +153,7 @@ def run(*, workdir, algorithms=ALL_METHODS, size="default", seed=0, pretrain_ste
     first_emb = os.path.join(workdir, "embeddings", f"{algorithms[0]}_penn.npz")
     results["raw_2d"] = {"single_shot": _cached_json(
         os.path.join(workdir, "action_recognition", "raw_2d", "results.json"),
-        lambda: protocols.run(
+        lambda: action_lib.run(
             embeddings=first_emb, output_dir=os.path.join(workdir, "action_recognition", "raw_2d"),
             setting="single_shot", features="raw", steps=classifier_steps, seeds=seeds,
             method="Temporal ConvNet (raw 2D)", log_every=max(1, classifier_steps // 2)))}

@@ -6,25 +6,24 @@ r"""Generates the synthetic multi-view pose world in the real datasets' on-disk 
 
 Writes OUT/h36m/{data_3d_h36m.npz, data_2d_h36m_gt.npz, cameras.json}, OUT/penn_action/labels/*.mat,
 OUT/ntu_rgbd/nturgb+d_skeletons/*.skeleton and OUT/manifest.json, then prints a summary. The same
---seed gives the same data. The library entry point is :func:`cv_mim.data.synthetic.generate_world`.
+--seed gives the same data. The library entry point is :func:`cv_mim.synthetic.world.generate_world`.
 """
 
 from absl import app
 from absl import flags
 
 from cv_mim import cli
-
-from cv_mim.data import synthetic
+from cv_mim.synthetic import world
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("output_dir", None, "Output directory (a previous synthetic world there is "
                     "replaced; any other non-empty directory is refused).")
 flags.DEFINE_integer("seed", 0, "Random seed (same seed, same data).")
-flags.DEFINE_enum("size", "default", sorted(synthetic.SIZES), "Preset size of the world.")
+flags.DEFINE_enum("size", "default", sorted(world.SIZES), "Preset size of the world.")
 flags.DEFINE_bool("noise", True, "Detector-like 2D noise and missing joints (--nonoise: exact "
                   "projections, every joint visible).")
-flags.DEFINE_multi_enum("formats", list(synthetic.FORMATS), synthetic.FORMATS, "Formats to write.")
+flags.DEFINE_multi_enum("formats", list(world.FORMATS), world.FORMATS, "Formats to write.")
 flags.DEFINE_integer("num_subjects", None, "Human3.6M-layout subjects (1-7; picked S1, S9, S5, S11, "
                      "S6, S7, S8). Default: all 7 (size default) / 2 (size tiny).")
 flags.DEFINE_integer("h36m_frames", None, "Frames per Human3.6M-layout take (default: the size's).")
@@ -43,13 +42,13 @@ def main(argv):
     except ValueError:
         raise app.UsageError(f"--ntu_performers must be integers, got {FLAGS.ntu_performers}")
     try:
-        manifest = synthetic.generate_world(
+        manifest = world.generate_world(
             FLAGS.output_dir, seed=FLAGS.seed, size=FLAGS.size, noise=FLAGS.noise,
             formats=tuple(dict.fromkeys(FLAGS.formats)), num_subjects=FLAGS.num_subjects,
             h36m_frames=FLAGS.h36m_frames, penn_clips=FLAGS.penn_clips, ntu_performers=performers)
     except ValueError as error:  # bad flag values: a one-line message, not a traceback
         raise app.UsageError(str(error))
-    print(synthetic.summary(manifest))
+    print(world.summary(manifest))
     print(f"Written to {FLAGS.output_dir}")
 
 

@@ -14,8 +14,8 @@ from absl import app
 from absl import flags
 
 from cv_mim import cli
-from cv_mim import embed_lib
-from cv_mim import view_classification_lib
+from cv_mim.downstream import view_classification as view_lib
+from cv_mim.serving import embed as embed_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("embeddings", None, "A cv_mim.embed output of Penn Action (.npz).")
@@ -26,7 +26,7 @@ flags.DEFINE_bool("skip_malformed", False, "With --export_dir: skip malformed la
                   "the log) instead of stopping.")
 cli.define_invisible_joints_flag("With --export_dir: ")
 flags.DEFINE_list("features", ["view_embedding", "raw"],
-                  f"Inputs to compare, from {view_classification_lib.FEATURES}.")
+                  f"Inputs to compare, from {view_lib.FEATURES}.")
 flags.DEFINE_integer("steps", 10_000, "Iterations (App. C: 1e4).")
 flags.DEFINE_integer("batch_size", 64, "Batch size (App. C: 64).")
 flags.DEFINE_float("learning_rate", 1e-2, "AdaGrad learning rate (App. C: 1e-2).")
@@ -38,10 +38,10 @@ flags.mark_flag_as_required("output_dir")
 @cli.friendly_errors
 def main(argv):
     cli.start(argv)
-    unknown = sorted(set(FLAGS.features) - set(view_classification_lib.FEATURES))
+    unknown = sorted(set(FLAGS.features) - set(view_lib.FEATURES))
     if unknown:
         raise app.UsageError(f"--features: unknown {unknown}; choose from "
-                             f"{view_classification_lib.FEATURES}")
+                             f"{view_lib.FEATURES}")
     embeddings = FLAGS.embeddings
     if FLAGS.export_dir:
         if embeddings or not FLAGS.input:
@@ -53,7 +53,7 @@ def main(argv):
     if not embeddings:
         raise app.UsageError("give --embeddings (from cv_mim.embed) or --export_dir")
     seeds = cli.parse_seeds(FLAGS.seeds)
-    view_classification_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir,
+    view_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir,
                                 features=tuple(FLAGS.features), steps=FLAGS.steps,
                                 batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
                                 seeds=seeds, method=FLAGS.method)

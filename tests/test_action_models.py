@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cv_mim.action_recognition import models
+from cv_mim.downstream import classifiers
 
 keras = tf.keras
 
@@ -20,10 +20,10 @@ def _random(shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", models.CLASSIFIERS)
+@pytest.mark.parametrize("name", classifiers.CLASSIFIERS)
 @pytest.mark.parametrize("shape", [(4, 332, 26), (4, 300, 32), (4, 128, 16)])
 def test_output_shape_dtype_for_every_model_and_input(name, shape):
-    model = models.get_classifier(name, shape[1:], num_classes=4)
+    model = classifiers.get_classifier(name, shape[1:], num_classes=4)
     logits = model(_random(shape), training=False)
     assert tuple(logits.shape) == (4, 4)
     assert logits.dtype == tf.float32
@@ -31,7 +31,7 @@ def test_output_shape_dtype_for_every_model_and_input(name, shape):
 
 
 def test_temporal_convnet_matches_table6():
-    model = models.get_classifier("temporal_convnet", (332, 32), num_classes=14)
+    model = classifiers.get_classifier("temporal_convnet", (332, 32), num_classes=14)
     stages = model.stage_outputs(_random((2, 332, 32)))
     # Table 6: 166 × 64, 83 × 128, 42 × 256 (stride 2, 'same' padding: ceil(T / 2) per stage).
     assert [tuple(s.shape[1:]) for s in stages] == [(166, 64), (83, 128), (42, 256)]
@@ -45,12 +45,12 @@ def test_temporal_convnet_parameter_count_by_hand():
     c, k = 26, 4
     expected = (7 * c * 64 + 64) + (7 * 64 * 128 + 128) + (7 * 128 * 256 + 256) \
         + 4 * (64 + 128 + 256) + (256 * k + k)
-    model = models.get_classifier("temporal_convnet", (332, c), num_classes=k)
+    model = classifiers.get_classifier("temporal_convnet", (332, c), num_classes=k)
     assert model.count_params() == expected
 
 
 def test_resnet1d_matches_table7():
-    model = models.get_classifier("resnet1d", (300, 32), num_classes=49)
+    model = classifiers.get_classifier("resnet1d", (300, 32), num_classes=49)
     stages = model.stage_outputs(_random((2, 300, 32)))
     # Table 7: stem 300 × 64, then 150 × 64, 75 × 128, 75 × 256.
     assert [tuple(s.shape[1:]) for s in stages] == [(300, 64), (150, 64), (75, 128), (75, 256)]
@@ -66,12 +66,12 @@ def test_resnet1d_matches_table7():
 
 def test_residual_block_reference_shape():
     # Fact sheet §7.1: the residual block on [4, 128, 16] with 64 filters and stride 2 gives [4, 64, 64].
-    block = models.ResidualBlock1D(64, 2)
+    block = classifiers.ResidualBlock1D(64, 2)
     assert tuple(block(_random((4, 128, 16))).shape) == (4, 64, 64)
 
 
 def test_residual_block_is_relu_of_main_plus_shortcut():
-    block = models.ResidualBlock1D(8, 1, dropout_rate=0.0)
+    block = classifiers.ResidualBlock1D(8, 1, dropout_rate=0.0)
     x = _random((2, 10, 8))
     out = block(x).numpy()
     # Recompute the two paths from the sub-layers (inference mode).
@@ -83,7 +83,7 @@ def test_residual_block_is_relu_of_main_plus_shortcut():
 
 
 def test_res_tcn_structure():
-    model = models.get_classifier("res_tcn", (128, 16), num_classes=4)
+    model = classifiers.get_classifier("res_tcn", (128, 16), num_classes=4)
     stages = model.stage_outputs(_random((2, 128, 16)))
     expected = [(128, 64)] * 4 + [(64, 128)] * 3 + [(32, 256)] * 3  # stem + 9 units
     assert [tuple(s.shape[1:]) for s in stages] == expected
@@ -98,7 +98,7 @@ def test_res_tcn_structure():
 
 
 def test_res_tcn_identity_unit_is_x_plus_preactivated_conv():
-    unit = models.PreActivationUnit(8, 3, 1, dropout_rate=0.0)
+    unit = classifiers.PreActivationUnit(8, 3, 1, dropout_rate=0.0)
     x = _random((2, 12, 8))
     out = unit(x).numpy()
     assert unit.shortcut_conv is None
@@ -107,19 +107,19 @@ def test_res_tcn_identity_unit_is_x_plus_preactivated_conv():
 
 
 def test_res_tcn_l1_regulariser_in_losses():
-    model = models.get_classifier("res_tcn", (32, 6), num_classes=3)
+    model = classifiers.get_classifier("res_tcn", (32, 6), num_classes=3)
     assert len(model.losses) == 1
     expected = 1e-4 * np.abs(model.stem_conv.kernel.numpy()).sum()
     np.testing.assert_allclose(float(model.losses[0]), expected, rtol=1e-5)
-    no_l1 = models.get_classifier("res_tcn", (32, 6), num_classes=3, l1=0.0)
+    no_l1 = classifiers.get_classifier("res_tcn", (32, 6), num_classes=3, l1=0.0)
     assert len(no_l1.losses) == 0
     for name in ("temporal_convnet", "resnet1d"):
-        assert len(models.get_classifier(name, (32, 6), num_classes=3).losses) == 0
+        assert len(classifiers.get_classifier(name, (32, 6), num_classes=3).losses) == 0
 
 
-@pytest.mark.parametrize("name", models.CLASSIFIERS)
+@pytest.mark.parametrize("name", classifiers.CLASSIFIERS)
 def test_outputs_are_affine_logits_not_probabilities(name):
-    model = models.get_classifier(name, (40, 5), num_classes=4)
+    model = classifiers.get_classifier(name, (40, 5), num_classes=4)
     x = _random((3, 40, 5))
     # With a zero kernel the output must be exactly the bias — no softmax (which would sum to 1).
     bias = np.array([-1.0, 2.0, 0.5, 3.0], np.float32)
@@ -127,28 +127,28 @@ def test_outputs_are_affine_logits_not_probabilities(name):
     model.classifier.bias.assign(bias)
     np.testing.assert_allclose(model(x).numpy(), np.tile(bias, (3, 1)), atol=1e-6)
     # Random head: rows are not probability vectors.
-    logits = models.get_classifier(name, (40, 5), num_classes=4)(x).numpy()
+    logits = classifiers.get_classifier(name, (40, 5), num_classes=4)(x).numpy()
     assert np.all(np.abs(logits.sum(axis=1) - 1.0) > 1e-3)
 
 
-@pytest.mark.parametrize("name", models.CLASSIFIERS)
+@pytest.mark.parametrize("name", classifiers.CLASSIFIERS)
 def test_dropout_only_in_training(name):
     x = _random((4, 48, 6))
-    model = models.get_classifier(name, (48, 6), num_classes=5)
+    model = classifiers.get_classifier(name, (48, 6), num_classes=5)
     a, b = model(x, training=False).numpy(), model(x, training=False).numpy()
     np.testing.assert_array_equal(a, b)
     t1, t2 = model(x, training=True).numpy(), model(x, training=True).numpy()
     assert not np.allclose(t1, t2)
     # Without dropout the training-mode output (batch-statistics BN) is deterministic: the difference
     # above comes from dropout.
-    no_drop = models.get_classifier(name, (48, 6), num_classes=5, dropout_rate=0.0)
+    no_drop = classifiers.get_classifier(name, (48, 6), num_classes=5, dropout_rate=0.0)
     np.testing.assert_allclose(no_drop(x, training=True).numpy(), no_drop(x, training=True).numpy(),
                                rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", models.CLASSIFIERS)
+@pytest.mark.parametrize("name", classifiers.CLASSIFIERS)
 def test_get_config_round_trip(name, tmp_path):
-    model = models.get_classifier(name, (30, 7), num_classes=3, dropout_rate=0.25)
+    model = classifiers.get_classifier(name, (30, 7), num_classes=3, dropout_rate=0.25)
     config = model.get_config()
     assert config["num_classes"] == 3 and config["dropout_rate"] == 0.25
     clone = type(model).from_config(config)
@@ -165,11 +165,11 @@ def test_get_config_round_trip(name, tmp_path):
 
 
 def test_custom_sizes_and_aliases():
-    small = models.get_classifier("CONVNET", (20, 3), num_classes=2, filters=(4, 8))
-    assert isinstance(small, models.TemporalConvNet)
+    small = classifiers.get_classifier("CONVNET", (20, 3), num_classes=2, filters=(4, 8))
+    assert isinstance(small, classifiers.TemporalConvNet)
     assert [s.shape[1:] for s in small.stage_outputs(_random((1, 20, 3)))] == [(10, 4), (5, 8)]
-    assert isinstance(models.get_classifier("ResNet", (20, 3), 2), models.ResNet1D)
-    assert isinstance(models.get_classifier("restcn", (20, 3), 2), models.ResTCN)
+    assert isinstance(classifiers.get_classifier("ResNet", (20, 3), 2), classifiers.ResNet1D)
+    assert isinstance(classifiers.get_classifier("restcn", (20, 3), 2), classifiers.ResTCN)
     # Length-agnostic: built for T = 20, applied to T = 33.
     assert tuple(small(_random((2, 33, 3))).shape) == (2, 2)
     assert math.ceil(33 / 2) == small.stage_outputs(_random((1, 33, 3)))[0].shape[1]
@@ -190,11 +190,11 @@ def test_custom_sizes_and_aliases():
 ])
 def test_bad_arguments_raise_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        models.get_classifier(**kwargs)
+        classifiers.get_classifier(**kwargs)
 
 
 def test_wrong_input_rank_raises_value_error():
-    model = models.get_classifier("temporal_convnet", (10, 3), num_classes=2)
+    model = classifiers.get_classifier("temporal_convnet", (10, 3), num_classes=2)
     with pytest.raises(ValueError, match=r"\[batch, frames, channels\]"):
         model(np.zeros((10, 3), np.float32))
     with pytest.raises(ValueError, match=r"\[batch, frames, channels\]"):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cv_mim.action_recognition import models, training
+from cv_mim.downstream import classifiers
+from cv_mim.downstream import trainer
 
 keras = tf.keras
 
@@ -40,7 +41,7 @@ LABELS = np.array([0, 1, 5, 2])
 
 
 def test_evaluate_hand_made_logits():
-    result = training.evaluate(LOGITS, LABELS, 6, class_names=list("abcdef"))
+    result = trainer.evaluate(LOGITS, LABELS, 6, class_names=list("abcdef"))
     assert result["top1"] == pytest.approx(1 / 4)
     assert result["top5"] == pytest.approx(3 / 4)
     assert result["num_examples"] == 4
@@ -55,7 +56,7 @@ def test_evaluate_hand_made_logits():
 
 
 def test_evaluate_restricted_to_training_classes():
-    result = training.evaluate(LOGITS, LABELS, 6, restrict_to_classes=[5, 1])
+    result = trainer.evaluate(LOGITS, LABELS, 6, restrict_to_classes=[5, 1])
     # Only the examples of classes 1 and 5 count (rows 1 and 2); the argmax runs over logits 1 and 5:
     # row 1: (3, 0) → class 1, now CORRECT (class 2's larger logit is ignored);
     # row 2: (5, 1) → class 1, wrong.
@@ -70,19 +71,19 @@ def test_evaluate_restricted_to_training_classes():
 
 def test_evaluate_ties_and_small_k():
     # A tie goes to the lower class id (like np.argmax); with K = 3 there is no top-5.
-    result = training.evaluate([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0]], [1, 1], 3)
+    result = trainer.evaluate([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0]], [1, 1], 3)
     assert result["top1"] == pytest.approx(0.5)
     assert result["top5"] is None
 
 
 def test_evaluate_with_no_example_left(caplog):
-    with caplog.at_level(logging.WARNING, logger="cv_mim.action_recognition.training"):
-        result = training.evaluate(LOGITS, LABELS, 6, restrict_to_classes=[3, 4])
+    with caplog.at_level(logging.WARNING, logger="cv_mim.downstream.trainer"):
+        result = trainer.evaluate(LOGITS, LABELS, 6, restrict_to_classes=[3, 4])
     assert result["num_examples"] == 0
     assert result["top1"] is None and result["top5"] is None and result["mean_class_accuracy"] is None
     assert not result["confusion"].any() and np.all(np.isnan(result["per_class_accuracy"]))
     assert any("no example" in r.getMessage() for r in caplog.records)
-    assert training.evaluate(np.zeros((0, 6)), [], 6)["num_examples"] == 0
+    assert trainer.evaluate(np.zeros((0, 6)), [], 6)["num_examples"] == 0
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -98,7 +99,7 @@ def test_evaluate_with_no_example_left(caplog):
 ])
 def test_evaluate_bad_inputs(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        training.evaluate(**kwargs)
+        trainer.evaluate(**kwargs)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -108,20 +109,20 @@ def test_evaluate_bad_inputs(kwargs, match):
 def test_training_learns_separable_sequences(caplog):
     x_train, y_train = _sinusoids(150, seed=0)
     x_test, y_test = _sinusoids(90, seed=1)
-    before = training.evaluate(
-        training.predict_logits(models.get_classifier("temporal_convnet", (64, 8), 3, **SMALL), x_test),
+    before = trainer.evaluate(
+        trainer.predict_logits(classifiers.get_classifier("temporal_convnet", (64, 8), 3, **SMALL), x_test),
         y_test, 3)
     evaluations = []
 
     def eval_fn(model):
         evaluations.append(model)
-        return {"top1": training.evaluate(training.predict_logits(model, x_test), y_test, 3)["top1"]}
+        return {"top1": trainer.evaluate(trainer.predict_logits(model, x_test), y_test, 3)["top1"]}
 
-    with caplog.at_level(logging.INFO, logger="cv_mim.action_recognition.training"):
-        model, history = training.train_classifier(
+    with caplog.at_level(logging.INFO, logger="cv_mim.downstream.trainer"):
+        model, history = trainer.train_classifier(
             x_train, y_train, num_classes=3, steps=200, batch_size=32, learning_rate=3e-3,
             dropout_rate=0.2, model_kwargs=SMALL, log_every=50, eval_fn=eval_fn, eval_every=100)
-    result = training.evaluate(training.predict_logits(model, x_test), y_test, 3)
+    result = trainer.evaluate(trainer.predict_logits(model, x_test), y_test, 3)
     assert result["top1"] >= 0.9 > before["top1"] + 0.2
     assert history["step"] == [50, 100, 150, 200]
     assert history["loss"][-1] < 0.5 * history["loss"][0]
@@ -136,8 +137,8 @@ def test_training_is_deterministic_for_a_seed():
     x, y = _sinusoids(40, seed=2, num_frames=32, dims=4)
     kwargs = dict(num_classes=3, steps=15, batch_size=8, model_kwargs=SMALL, log_every=5,
                   alternate_features=x[:, ::-1], alternate_probability=0.5)
-    runs = [training.train_classifier(x, y, seed=s, **kwargs) for s in (7, 7, 8)]
-    logits = [training.predict_logits(m, x) for m, _ in runs]
+    runs = [trainer.train_classifier(x, y, seed=s, **kwargs) for s in (7, 7, 8)]
+    logits = [trainer.predict_logits(m, x) for m, _ in runs]
     np.testing.assert_array_equal(logits[0], logits[1])
     np.testing.assert_array_equal(runs[0][1]["loss_per_step"], runs[1][1]["loss_per_step"])
     assert not np.allclose(logits[0], logits[2])
@@ -145,9 +146,9 @@ def test_training_is_deterministic_for_a_seed():
 
 def test_training_sampling_and_alternate_draws():
     x, y = _sinusoids(20, seed=3, num_frames=16, dims=4)
-    for sampling in training.SAMPLING_MODES:
+    for sampling in trainer.SAMPLING_MODES:
         seen, flags = [], []
-        _, history = training.train_classifier(
+        _, history = trainer.train_classifier(
             x, y, num_classes=3, steps=50, batch_size=32, model_kwargs=SMALL, sampling=sampling,
             alternate_features=-x, alternate_probability=0.3, log_every=50,
             on_batch=lambda step, idx, alt: (seen.append(idx), flags.append(alt)))
@@ -170,27 +171,27 @@ def test_alternate_features_and_labels_are_used_in_training():
     x, y = _sinusoids(150, seed=4, signal_channel=0)
     x_alt = x[:, :, [1, 0, 2, 3, 4, 5, 6, 7]]
     y_alt = (y + 1) % 3
-    model, history = training.train_classifier(
+    model, history = trainer.train_classifier(
         x, y, num_classes=3, steps=250, batch_size=32, learning_rate=3e-3, dropout_rate=0.2,
         model_kwargs=SMALL, alternate_features=x_alt, alternate_labels=y_alt, alternate_probability=0.5,
         log_every=250)
     assert 0.4 < history["alternate_fraction"] < 0.6
     x_test, y_test = _sinusoids(90, seed=5, signal_channel=0)
-    assert training.evaluate(training.predict_logits(model, x_test), y_test, 3)["top1"] >= 0.85
+    assert trainer.evaluate(trainer.predict_logits(model, x_test), y_test, 3)["top1"] >= 0.85
     x_test_alt = x_test[:, :, [1, 0, 2, 3, 4, 5, 6, 7]]
-    assert training.evaluate(training.predict_logits(model, x_test_alt), (y_test + 1) % 3, 3)["top1"] >= 0.85
+    assert trainer.evaluate(trainer.predict_logits(model, x_test_alt), (y_test + 1) % 3, 3)["top1"] >= 0.85
 
 
 def test_regularisation_loss_is_part_of_the_training_loss():
     x, y = _sinusoids(16, seed=6, num_frames=16, dims=4)
     keras.utils.set_random_seed(0)
-    model = models.get_classifier("res_tcn", (16, 4), 3, dropout_rate=0.0, stem_filters=8,
+    model = classifiers.get_classifier("res_tcn", (16, 4), 3, dropout_rate=0.0, stem_filters=8,
                                   units=((1, 3, 8), (2, 3, 16)), l1=0.5)
-    reference = models.ResTCN.from_config(model.get_config())
+    reference = classifiers.ResTCN.from_config(model.get_config())
     reference(x[:1])
     reference.set_weights(model.get_weights())
     batches = []
-    _, history = training.train_classifier(
+    _, history = trainer.train_classifier(
         x, y, num_classes=3, classifier=model, steps=1, batch_size=8, log_every=1,
         on_batch=lambda step, idx, alt: batches.append(idx))
     # Step-1 loss recomputed independently with the initial weights (no dropout; BN in training mode).
@@ -205,10 +206,10 @@ def test_regularisation_loss_is_part_of_the_training_loss():
 
 def test_predict_logits_matches_model_and_is_batch_independent():
     x, _ = _sinusoids(11, seed=7, num_frames=20, dims=4)
-    model = models.get_classifier("resnet1d", (20, 4), 3)
+    model = classifiers.get_classifier("resnet1d", (20, 4), 3)
     direct = model(x, training=False).numpy()
     for batch_size in (3, 4, 256):
-        logits = training.predict_logits(model, x, batch_size=batch_size)
+        logits = trainer.predict_logits(model, x, batch_size=batch_size)
         assert logits.shape == (11, 3) and logits.dtype == np.float32
         np.testing.assert_allclose(logits, direct, rtol=1e-5, atol=1e-5)
 
@@ -216,7 +217,7 @@ def test_predict_logits_matches_model_and_is_batch_independent():
 def test_non_finite_loss_raises():
     x, y = _sinusoids(8, seed=8, num_frames=8, dims=2)
     with pytest.raises(FloatingPointError, match="step"):
-        training.train_classifier(x * 1e30, y, num_classes=3, steps=3, batch_size=4, log_every=3,
+        trainer.train_classifier(x * 1e30, y, num_classes=3, steps=3, batch_size=4, log_every=3,
                                   learning_rate=1e30, model_kwargs=SMALL)
 
 
@@ -243,13 +244,13 @@ def test_train_classifier_bad_inputs(change, match):
                   steps=1, batch_size=2)
     kwargs.update(change)
     with pytest.raises(ValueError, match=match):
-        training.train_classifier(kwargs.pop("features"), kwargs.pop("labels"), **kwargs)
+        trainer.train_classifier(kwargs.pop("features"), kwargs.pop("labels"), **kwargs)
 
 
 def test_model_with_wrong_number_of_outputs_is_rejected():
-    model = models.get_classifier("temporal_convnet", (8, 2), 4, **SMALL)
+    model = classifiers.get_classifier("temporal_convnet", (8, 2), 4, **SMALL)
     with pytest.raises(ValueError, match=r"expected \(1, 3\) logits"):
-        training.train_classifier(np.zeros((4, 8, 2), np.float32), [0, 1, 2, 0], num_classes=3,
+        trainer.train_classifier(np.zeros((4, 8, 2), np.float32), [0, 1, 2, 0], num_classes=3,
                                   classifier=model, steps=1)
 
 
@@ -260,31 +261,31 @@ def test_model_with_wrong_number_of_outputs_is_rejected():
 def test_subsample_per_class_proportions():
     labels = np.repeat([0, 1, 2, 3], [50, 30, 20, 1])
     np.random.default_rng(0).shuffle(labels)
-    indices = training.subsample_per_class(labels, 0.1, seed=0)
+    indices = trainer.subsample_per_class(labels, 0.1, seed=0)
     assert indices.dtype == np.int64 and np.all(np.diff(indices) > 0)
     # 10 % of 50 / 30 / 20 = 5 / 3 / 2; the single clip of class 3 is kept (at least one per class).
     np.testing.assert_array_equal(np.bincount(labels[indices], minlength=4), [5, 3, 2, 1])
-    np.testing.assert_array_equal(training.subsample_per_class(labels, 1.0, seed=3), np.arange(101))
+    np.testing.assert_array_equal(trainer.subsample_per_class(labels, 1.0, seed=3), np.arange(101))
 
 
 def test_subsample_per_class_largest_remainder():
     labels = np.repeat([0, 1, 2], [7, 7, 6])
     # Quotas 3.5 / 3.5 / 3.0 and a total of round(0.5 · 20) = 10: the extra clip goes to the first of
     # the tied largest remainders (class 0).
-    counts = np.bincount(labels[training.subsample_per_class(labels, 0.5, seed=0)])
+    counts = np.bincount(labels[trainer.subsample_per_class(labels, 0.5, seed=0)])
     np.testing.assert_array_equal(counts, [4, 3, 3])
     np.testing.assert_array_equal(
-        np.bincount(labels[training.subsample_per_class(labels, 0.01, seed=0, min_per_class=2)]),
+        np.bincount(labels[trainer.subsample_per_class(labels, 0.01, seed=0, min_per_class=2)]),
         [2, 2, 2])
 
 
 def test_subsample_per_class_seeds_and_nesting():
     labels = np.random.default_rng(1).integers(0, 5, 400)
-    small = training.subsample_per_class(labels, 0.1, seed=4)
-    large = training.subsample_per_class(labels, 0.3, seed=4)
+    small = trainer.subsample_per_class(labels, 0.1, seed=4)
+    large = trainer.subsample_per_class(labels, 0.3, seed=4)
     assert set(small) <= set(large)
-    np.testing.assert_array_equal(small, training.subsample_per_class(labels, 0.1, seed=4))
-    assert not np.array_equal(small, training.subsample_per_class(labels, 0.1, seed=5))
+    np.testing.assert_array_equal(small, trainer.subsample_per_class(labels, 0.1, seed=4))
+    assert not np.array_equal(small, trainer.subsample_per_class(labels, 0.1, seed=5))
     assert abs(small.size - 40) <= 1
 
 
@@ -298,17 +299,17 @@ def test_subsample_per_class_seeds_and_nesting():
 ])
 def test_subsample_per_class_bad_inputs(args, match):
     with pytest.raises(ValueError, match=match):
-        training.subsample_per_class(*args)
+        trainer.subsample_per_class(*args)
 
 
 def test_mean_std():
-    mean, std = training.mean_std([1.0, 2.0, 3.0, 4.0])
+    mean, std = trainer.mean_std([1.0, 2.0, 3.0, 4.0])
     assert mean == pytest.approx(2.5)
     assert std == pytest.approx(math.sqrt(((1.5 ** 2 + 0.5 ** 2) * 2) / 3))  # sample std, ddof = 1
-    assert training.mean_std([0.7]) == (pytest.approx(0.7), 0.0)
+    assert trainer.mean_std([0.7]) == (pytest.approx(0.7), 0.0)
     with pytest.raises(ValueError, match="empty"):
-        training.mean_std([])
+        trainer.mean_std([])
     with pytest.raises(ValueError, match="NaN"):
-        training.mean_std([1.0, float("nan")])
+        trainer.mean_std([1.0, float("nan")])
     with pytest.raises(ValueError, match="one-dimensional"):
-        training.mean_std([[1.0, 2.0]])
+        trainer.mean_std([[1.0, 2.0]])

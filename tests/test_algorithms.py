@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cv_mim import algorithms
 from cv_mim import losses
+from cv_mim.algorithms import config as config_lib
+from cv_mim.algorithms import registry
+from cv_mim.algorithms import step as step_lib
 
 SCRIPTS = pathlib.Path(__file__).parent / "scripts"
 
@@ -24,16 +26,16 @@ def _pairs(batch=16, seed=0):
 def _small(**kwargs):
     kwargs.setdefault("hidden_dim", 32)
     kwargs.setdefault("dropout_rate", 0.0)
-    return algorithms.ModelConfig(**kwargs)
+    return config_lib.ModelConfig(**kwargs)
 
 
 def test_network_names_and_optimizer_groups():
-    alg = algorithms.get_algorithm(_small()).build()
+    alg = registry.get_algorithm(_small()).build()
     assert list(alg.networks) == ["encoder", "local_branch", "estimator", "discriminator"]
     assert alg.optimizer_groups == {"encoder": ["encoder", "local_branch"],
                                     "estimator": ["estimator"],
                                     "discriminator": ["discriminator"]}
-    authors = algorithms.get_algorithm(_small(loss_weighting="authors")).build()
+    authors = registry.get_algorithm(_small(loss_weighting="authors")).build()
     assert authors.optimizer_groups["estimator"] == ["estimator", "inter_estimator"]
 
 
@@ -42,7 +44,7 @@ def test_network_names_and_optimizer_groups():
     (dict(prior_loss_weight=0.0), "discriminator"),
 ])
 def test_ablation_removes_network_entirely(weights, absent):
-    alg = algorithms.get_algorithm(_small(**weights)).build()
+    alg = registry.get_algorithm(_small(**weights)).build()
     assert absent not in alg.networks and absent not in alg.optimizer_groups
     a, p = _pairs()
     result = alg.compute_losses(a, p, tf.constant([0, 0], tf.int64), training=True)
@@ -53,7 +55,7 @@ def test_ablation_removes_network_entirely(weights, absent):
 
 def test_total_is_sum_of_weighted_terms_and_weights_follow_eq11():
     cfg = _small()
-    alg = algorithms.get_algorithm(cfg).build()
+    alg = registry.get_algorithm(cfg).build()
     a, p = _pairs()
     r = alg.compute_losses(a, p, tf.constant([1, 2], tf.int64), training=False)
     enc = {k: float(v) for k, v in r["encoder"].items()}
@@ -66,7 +68,7 @@ def test_total_is_sum_of_weighted_terms_and_weights_follow_eq11():
     cross = float(losses.fenchel_dual_loss(out_a["pose_embedding"], out_p["pose_embedding"]))
     assert enc["view_loss"] == pytest.approx(5.0 * cross, rel=1e-5)
     # ... and twice in the authors' weighting (fact sheet §3.10).
-    alg2 = algorithms.get_algorithm(_small(loss_weighting="authors"))
+    alg2 = registry.get_algorithm(_small(loss_weighting="authors"))
     alg2.build()
     for name in alg.networks:
         alg2.networks[name].set_weights(alg.networks[name].get_weights())
@@ -82,7 +84,7 @@ def _adagrad_delta(grad, lr=0.02, initial_accumulator=0.1, eps=1e-7):
 def test_each_network_is_updated_by_its_own_loss_only():
     """E gets only L_E, Q only its likelihood loss, D only its loss (the step's one-tape-per-network)."""
     cfg = _small()
-    alg = algorithms.get_algorithm(cfg).build()
+    alg = registry.get_algorithm(cfg).build()
     a, p = _pairs()
     seed = tf.constant([3, 4], tf.int64)
     groups = list(alg.optimizer_groups)
@@ -107,8 +109,8 @@ def test_each_network_is_updated_by_its_own_loss_only():
     for g in groups:
         for v, w in zip(variables[g], before[g]):
             v.assign(w)
-    opts = algorithms.create_optimizers(alg)
-    algorithms.train_step(alg, opts, a, p, seed)
+    opts = step_lib.create_optimizers(alg)
+    step_lib.train_step(alg, opts, a, p, seed)
     for g in groups:
         for v, w, grad in zip(variables[g], before[g], own[g]):
             expected = w + _adagrad_delta(grad.numpy())
@@ -119,12 +121,12 @@ def test_each_network_is_updated_by_its_own_loss_only():
 def test_step_is_reproducible_from_seed():
     def run():
         tf.keras.utils.set_random_seed(5)
-        alg = algorithms.get_algorithm(_small(dropout_rate=0.25)).build()
-        opts = algorithms.create_optimizers(alg)
+        alg = registry.get_algorithm(_small(dropout_rate=0.25)).build()
+        opts = step_lib.create_optimizers(alg)
         a, p = _pairs()
         out = None
         for i in range(2):
-            out = algorithms.train_step(alg, opts, a, p, tf.constant([0, i], tf.int64))
+            out = step_lib.train_step(alg, opts, a, p, tf.constant([0, i], tf.int64))
         return float(out["encoder"]["total_loss"]), alg.encoder.get_weights()[0]
     (l1, w1), (l2, w2) = run(), run()
     assert l1 == l2
@@ -132,19 +134,19 @@ def test_step_is_reproducible_from_seed():
 
 
 def test_model_config_validation_and_round_trip():
-    cfg = algorithms.ModelConfig(fusion="cat", view_dim=16)
-    again = algorithms.ModelConfig.from_dict(json.loads(cfg.to_json()))
+    cfg = config_lib.ModelConfig(fusion="cat", view_dim=16)
+    again = config_lib.ModelConfig.from_dict(json.loads(cfg.to_json()))
     assert again == cfg
     with pytest.raises(ValueError, match="algorithm must be one of"):
-        algorithms.ModelConfig(algorithm="simclr")
+        config_lib.ModelConfig(algorithm="simclr")
     with pytest.raises(ValueError, match="pose_dim == view_dim"):
-        algorithms.ModelConfig(fusion="moe", view_dim=16)
+        config_lib.ModelConfig(fusion="moe", view_dim=16)
     with pytest.raises(ValueError, match="loss_weighting"):
-        algorithms.ModelConfig(loss_weighting="hidden")
+        config_lib.ModelConfig(loss_weighting="hidden")
     with pytest.raises(ValueError, match="unknown keys"):
-        algorithms.ModelConfig.from_dict({"algorithm": "cv_mim", "lambda9": 1})
+        config_lib.ModelConfig.from_dict({"algorithm": "cv_mim", "lambda9": 1})
     with pytest.raises(ValueError, match="view_loss_weight must be >= 0"):
-        algorithms.ModelConfig(view_loss_weight=-1)
+        config_lib.ModelConfig(view_loss_weight=-1)
 
 
 @pytest.mark.slow

@@ -16,10 +16,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cv_mim import algorithms
-from cv_mim import baselines
+from cv_mim.algorithms import config as config_lib
+from cv_mim.algorithms import infomax
+from cv_mim.algorithms import reconstruction
+from cv_mim.algorithms import registry
+from cv_mim.algorithms import step as step_lib
 
-ALL = baselines.BASELINES
+ALL = registry.BASELINES
 SEED = tf.constant([0, 0], tf.int64)
 
 # A rough standing human in metres, canonical 13-joint order (head, shoulders, elbows, wrists, hips,
@@ -68,12 +71,12 @@ def synthetic_pairs(n, seed=0):
 def _config(algorithm, **overrides):
     values = dict(algorithm=algorithm, pose_dim=8, view_dim=8, hidden_dim=64, dropout_rate=0.0)
     values.update(overrides)
-    return algorithms.ModelConfig(**values)
+    return config_lib.ModelConfig(**values)
 
 
 def _build(algorithm, **overrides):
     tf.keras.utils.set_random_seed(1)
-    return baselines.get_baseline(_config(algorithm, **overrides)).build()
+    return registry.get_baseline(_config(algorithm, **overrides)).build()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -120,7 +123,7 @@ def _numpy(result):
 @pytest.mark.parametrize("algorithm", ALL)
 def test_builds_with_named_networks_and_one_optimizer_group(algorithm, tmp_path):
     alg = _build(algorithm)
-    recon = algorithm in baselines.RECONSTRUCTION_BASELINES
+    recon = algorithm in registry.RECONSTRUCTION_BASELINES
     second = "decoder" if recon else "local_branch"
     assert list(alg.networks) == ["encoder", second]
     assert alg.networks["encoder"] is alg.encoder
@@ -155,20 +158,20 @@ def test_builds_with_named_networks_and_one_optimizer_group(algorithm, tmp_path)
 
 
 def test_get_algorithm_dispatches_to_the_baselines():
-    assert isinstance(algorithms.get_algorithm(_config("autoencoder")),
-                      baselines.CrossReconstruction)
-    assert isinstance(algorithms.get_algorithm(_config("beta_vae", kl_weight=4.0)),
-                      baselines.CrossReconstruction)
-    assert isinstance(algorithms.get_algorithm(_config("infonce")), baselines.CrossViewInfoMax)
-    dim = algorithms.get_algorithm(_config("dim"))
-    assert isinstance(dim, baselines.CrossViewInfoMax)
+    assert isinstance(registry.get_algorithm(_config("autoencoder")),
+                      reconstruction.CrossReconstruction)
+    assert isinstance(registry.get_algorithm(_config("beta_vae", kl_weight=4.0)),
+                      reconstruction.CrossReconstruction)
+    assert isinstance(registry.get_algorithm(_config("infonce")), infomax.CrossViewInfoMax)
+    dim = registry.get_algorithm(_config("dim"))
+    assert isinstance(dim, infomax.CrossViewInfoMax)
     # The documented default reading of Eq. 2's cross-view term: I(x^i; z_p^j ⊙ z_v^i).
     assert dim.cross_pairing == "swap_pose"
 
 
 def test_cat_fusion_with_unequal_dims_sizes_the_local_branch():
     tf.keras.utils.set_random_seed(1)
-    alg = baselines.get_baseline(_config("dim", pose_dim=6, view_dim=10, fusion="cat")).build()
+    alg = registry.get_baseline(_config("dim", pose_dim=6, view_dim=10, fusion="cat")).build()
     enc = alg.encoder(synthetic_pairs(3)[0])
     assert alg.local_branch(enc["fc0"])["local"].shape == (3, 16)
 
@@ -223,7 +226,7 @@ def test_reconstruction_losses_match_numpy(algorithm, kl_weight):
 def test_infomax_losses_match_numpy(algorithm, fusion, pairing):
     tf.keras.utils.set_random_seed(1)
     cfg = _config(algorithm, fusion=fusion, infonce_temperature=0.5, infomax_cross_weight=3.0)
-    alg = baselines.CrossViewInfoMax(cfg, cross_pairing=pairing).build()
+    alg = infomax.CrossViewInfoMax(cfg, cross_pairing=pairing).build()
     a, p = synthetic_pairs(7, seed=4)
     got = _numpy(alg.compute_losses(a, p, SEED, training=False))
 
@@ -255,9 +258,9 @@ def test_pairings_differ():
     """The two readings of the cross-view term give different losses on the same networks."""
     a, p = synthetic_pairs(6, seed=5)
     values = {}
-    for pairing in baselines.CROSS_PAIRINGS:
+    for pairing in infomax.CROSS_PAIRINGS:
         tf.keras.utils.set_random_seed(1)
-        alg = baselines.CrossViewInfoMax(_config("dim"), cross_pairing=pairing).build()
+        alg = infomax.CrossViewInfoMax(_config("dim"), cross_pairing=pairing).build()
         values[pairing] = float(alg.compute_losses(a, p, SEED, training=False)["encoder"][
             "cross_representation_loss"])
     assert abs(values["swap_pose"] - values["other_view"]) > 1e-3
@@ -273,7 +276,7 @@ def test_objective_is_symmetric_in_the_two_views(algorithm):
         np.testing.assert_allclose(ap[name], pa[name], rtol=1e-5, atol=1e-6, err_msg=name)
     # ...and the cross term really uses the other view: per unit weight it differs from the same-view
     # term (they would coincide if the "other" view's embedding were this view's own).
-    if algorithm in baselines.RECONSTRUCTION_BASELINES:
+    if algorithm in registry.RECONSTRUCTION_BASELINES:
         same, cross, weight = "reconstruction_loss", "cross_reconstruction_loss", 1.0
     else:
         same, cross = "representation_loss", "cross_representation_loss"
@@ -305,7 +308,7 @@ def test_gradients_reach_every_network(algorithm):
 def test_cross_term_gradient_reaches_the_encoder_through_the_other_view():
     """Only the cross term links view a's pose embedding to view p's input."""
     tf.keras.utils.set_random_seed(1)
-    alg = baselines.get_baseline(_config("autoencoder")).build()
+    alg = registry.get_baseline(_config("autoencoder")).build()
     a, p = synthetic_pairs(8, seed=8)
     p = tf.constant(p)
     with tf.GradientTape(persistent=True) as tape:
@@ -318,22 +321,25 @@ def test_cross_term_gradient_reaches_the_encoder_through_the_other_view():
 
 
 def test_default_kl_weight_and_validation():
-    assert baselines.default_kl_weight("beta_vae") == baselines.DEFAULT_BETA > 1.0
-    assert baselines.default_kl_weight("vae") == 1.0
+    assert registry.default_kl_weight("beta_vae") == reconstruction.DEFAULT_BETA > 1.0
+    assert registry.default_kl_weight("vae") == 1.0
     with pytest.raises(ValueError, match="algorithm"):
-        baselines.default_kl_weight("gan")
+        registry.default_kl_weight("gan")
     with pytest.raises(ValueError, match="cv_mim"):
-        baselines.get_baseline(_config("cv_mim"))
+        registry.get_baseline(_config("cv_mim"))
     with pytest.raises(ValueError, match="cross_pairing"):
-        baselines.CrossViewInfoMax(_config("dim"), cross_pairing="literal")
+        infomax.CrossViewInfoMax(_config("dim"), cross_pairing="literal")
     with pytest.raises(ValueError, match="infomax_cross_weight"):
-        baselines.CrossViewInfoMax(_config("dim", infomax_cross_weight=-1.0))
+        infomax.CrossViewInfoMax(_config("dim", infomax_cross_weight=-1.0))
     with pytest.raises(ValueError, match="infonce_temperature"):
-        baselines.CrossViewInfoMax(_config("infonce", infonce_temperature=0.0))
-    with pytest.raises(ValueError, match="CrossReconstruction"):
-        baselines.CrossReconstruction(_config("dim"))
-    with pytest.raises(ValueError, match="CrossViewInfoMax"):
-        baselines.CrossViewInfoMax(_config("vae"))
+        infomax.CrossViewInfoMax(_config("infonce", infonce_temperature=0.0))
+    # The registry is the one dispatcher: each family's names build that family's class.
+    for name in registry.BASELINES:
+        expected = (reconstruction.CrossReconstruction if name in registry.RECONSTRUCTION_BASELINES
+                    else infomax.CrossViewInfoMax)
+        assert type(registry.get_algorithm(_config(name))) is expected, name
+    assert set(registry.RECONSTRUCTION_BASELINES) == {"autoencoder", "vae", "beta_vae"}
+    assert set(registry.INFOMAX_BASELINES) == {"infonce", "dim"}
 
 
 @pytest.mark.slow
@@ -344,10 +350,10 @@ def test_short_training_lowers_the_loss(algorithm):
     steps, batch = 30, 64
     tf.keras.utils.set_random_seed(2)
     cfg = _config(algorithm, pose_dim=32, view_dim=32, dropout_rate=0.25,
-                  kl_weight=baselines.default_kl_weight(algorithm))
-    alg = algorithms.get_algorithm(cfg).build()
-    optimizers = algorithms.create_optimizers(alg)
-    step = tf.function(lambda x, y, s: algorithms.train_step(alg, optimizers, x, y, s))
+                  kl_weight=registry.default_kl_weight(algorithm))
+    alg = registry.get_algorithm(cfg).build()
+    optimizers = step_lib.create_optimizers(alg)
+    step = tf.function(lambda x, y, s: step_lib.train_step(alg, optimizers, x, y, s))
     anchors, positives = synthetic_pairs(steps * batch, seed=9)
     history = []
     for i in range(steps):
@@ -355,7 +361,7 @@ def test_short_training_lowers_the_loss(algorithm):
         result = step(anchors[sl], positives[sl], tf.constant([0, i], tf.int64))
         history.append(_numpy(result)["encoder"])
     assert all(np.isfinite(h["total_loss"]) for h in history)
-    recon = algorithm in baselines.RECONSTRUCTION_BASELINES
+    recon = algorithm in registry.RECONSTRUCTION_BASELINES
     names = (("total_loss", "reconstruction_loss", "cross_reconstruction_loss") if recon
              else ("total_loss", "representation_loss", "cross_representation_loss"))
     for name in names:
@@ -373,7 +379,7 @@ _MULTI_REPLICA_SCRIPT = textwrap.dedent("""
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path.insert(0, sys.argv[1])
     from test_baselines import _config, synthetic_pairs
-    from cv_mim import algorithms, baselines
+    from cv_mim.algorithms import registry, step as step_lib
 
     out = {}
     a, p = synthetic_pairs(8, seed=10)
@@ -384,15 +390,15 @@ _MULTI_REPLICA_SCRIPT = textwrap.dedent("""
         # One residual block keeps the graph (and its collectives) small: tracing dominates the time.
         cfg = _config(name, num_blocks=1, hidden_dim=32)
         tf.keras.utils.set_random_seed(3)
-        single = baselines.get_baseline(cfg).build()
-        opt_single = algorithms.create_optimizers(single)
+        single = registry.get_baseline(cfg).build()
+        opt_single = step_lib.create_optimizers(single)
         with strategy.scope():
-            multi = baselines.get_baseline(cfg).build()
+            multi = registry.get_baseline(cfg).build()
             for key, net in single.networks.items():
                 multi.networks[key].set_weights(net.get_weights())
-            opt_multi = algorithms.create_optimizers(multi)
+            opt_multi = step_lib.create_optimizers(multi)
         before = [w.copy() for n in single.networks.values() for w in n.get_weights()]
-        ref = tf.function(lambda x, y: algorithms.train_step(single, opt_single, x, y, seed))(a, p)
+        ref = tf.function(lambda x, y: step_lib.train_step(single, opt_single, x, y, seed))(a, p)
         dist = strategy.experimental_distribute_dataset(
             tf.data.Dataset.from_tensor_slices((a, p)).batch(8))
         x, y = next(iter(dist))
@@ -400,7 +406,7 @@ _MULTI_REPLICA_SCRIPT = textwrap.dedent("""
         @tf.function
         def run(x, y):
             return strategy.run(
-                lambda u, v: algorithms.train_step(multi, opt_multi, u, v, seed), args=(x, y))
+                lambda u, v: step_lib.train_step(multi, opt_multi, u, v, seed), args=(x, y))
 
         got = run(x, y)
         replica_totals = [float(t) for t in strategy.experimental_local_results(

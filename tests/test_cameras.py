@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cv_mim import cameras
+from cv_mim.keypoints import augmentation
+from cv_mim.keypoints import cameras
+from cv_mim.keypoints import normalization
 
 H36M_CAMERA_IDS = ["54138969", "55011271", "58860488", "60457274"]
 # 32-joint indices of the VideoPose3D 17 joints (README of the real-data samples).
@@ -220,7 +222,7 @@ def test_load_errors(tmp_path):
 
 
 def test_importing_cameras_does_not_import_tensorflow():
-    code = "import sys, cv_mim.cameras; assert 'tensorflow' not in sys.modules"
+    code = "import sys, cv_mim.keypoints.cameras; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -239,7 +241,7 @@ def _numpy_rotation(azimuth, elevation, roll):
 def test_rotation_matrices_are_proper_and_zyx():
     rng = np.random.default_rng(1)
     angles = rng.uniform(-math.pi, math.pi, size=(50, 3))
-    matrices = cameras.rotation_matrices(angles[:, 0], angles[:, 1], angles[:, 2]).numpy()
+    matrices = augmentation.rotation_matrices(angles[:, 0], angles[:, 1], angles[:, 2]).numpy()
     assert matrices.shape == (50, 3, 3)
     for angle, matrix in zip(angles, matrices):
         np.testing.assert_allclose(matrix @ matrix.T, np.eye(3), atol=1e-5)
@@ -260,7 +262,7 @@ def _yxz(vector):
 ])
 def test_rotation_matrices_match_fact_sheet_reference(angles, expected_yxz):
     # The fact sheet's values are written in the authors' (y, x, z) layout; the point is (2, 1, 3).
-    matrix = cameras.rotation_matrices(*[tf.constant(a, tf.float64) for a in angles]).numpy()
+    matrix = augmentation.rotation_matrices(*[tf.constant(a, tf.float64) for a in angles]).numpy()
     rotated_xyz = matrix @ _yxz([2.0, 1.0, 3.0])
     np.testing.assert_allclose(_yxz(rotated_xyz), expected_yxz, atol=1e-12)
 
@@ -268,7 +270,7 @@ def test_rotation_matrices_match_fact_sheet_reference(angles, expected_yxz):
 def test_project_with_angles_fact_sheet_reference():
     # (2, 1, 3) [y, x, z] with az = pi/2, el = -pi/2, roll = pi projects to (y, x) = (-1/4, -3/4).
     point = tf.constant([_yxz([2.0, 1.0, 3.0])], tf.float64)
-    projected = cameras.project_with_angles(point, math.pi / 2, -math.pi / 2, math.pi).numpy()
+    projected = augmentation.project_with_angles(point, math.pi / 2, -math.pi / 2, math.pi).numpy()
     np.testing.assert_allclose(projected, [[-0.75, -0.25]], atol=1e-12)  # ours is (x, y)
 
 
@@ -287,15 +289,15 @@ def _upright_body_facing_minus_x():
 
 def test_upright_body_facing_camera_is_not_mirrored():
     body = _upright_body_facing_minus_x()
-    front = cameras.project_with_angles(body, 0.0, 0.0, 0.0).numpy()
+    front = augmentation.project_with_angles(body, 0.0, 0.0, 0.0).numpy()
     assert front[LSHO, 0] > front[RSHO, 0] and front[LHIP, 0] > front[RHIP, 0]  # left on the right
     assert front[HEAD, 1] < front[LHIP, 1] and front[HEAD, 1] < front[RHIP, 1]  # head above hips
     # Seen from behind (camera moved round by 180 degrees).
-    back = cameras.project_with_angles(body, math.pi, 0.0, 0.0).numpy()
+    back = augmentation.project_with_angles(body, math.pi, 0.0, 0.0).numpy()
     assert back[LSHO, 0] < back[RSHO, 0] and back[LHIP, 0] < back[RHIP, 0]
     assert back[HEAD, 1] < back[LHIP, 1]
     # A 30 degree roll tilts the image but keeps the head up and left/right unchanged.
-    rolled = cameras.project_with_angles(body, 0.0, 0.0, math.pi / 6).numpy()
+    rolled = augmentation.project_with_angles(body, 0.0, 0.0, math.pi / 6).numpy()
     assert rolled[LSHO, 0] > rolled[RSHO, 0] and rolled[HEAD, 1] < rolled[LHIP, 1]
 
 
@@ -317,7 +319,7 @@ def test_random_projection_never_mirrors_random_poses():
     # cross product's component along the camera's viewing axis (+x after rotation); a mirror flips it.
     rng = np.random.default_rng(2)
     poses = rng.normal(0.0, 0.6, size=(400, 13, 3)).astype(np.float32)
-    projected, angles = cameras.random_camera_projection(poses, tf.constant([3, 4]),
+    projected, angles = augmentation.random_camera_projection(poses, tf.constant([3, 4]),
                                                          return_angles=True)
     projected, angles = projected.numpy(), angles.numpy()
     a3, b3 = poses[:, LSHO] - poses[:, RSHO], poses[:, LHIP] - poses[:, LSHO]
@@ -334,9 +336,8 @@ def test_random_projection_never_mirrors_random_poses():
 
 def _normalize_2d(pose):
     """The project's 2D normalisation (mid-hip offset, 0.5 / max torso distance, fact sheet §6.3)."""
-    from cv_mim import keypoints
 
-    normalized, _, _ = keypoints.normalize_keypoints_2d(np.asarray(pose, np.float32))
+    normalized, _, _ = normalization.normalize_keypoints_2d(np.asarray(pose, np.float32))
     return np.asarray(normalized)
 
 
@@ -360,9 +361,9 @@ def test_augmented_projection_has_real_camera_handedness(realdata_dir):
         front = dx >= 0
         azimuth = np.where(front, np.arcsin(-dy), np.pi - np.arcsin(-dy))
         elevation = np.where(front, np.arctan2(dz, dx), np.arctan2(-dz, -dx))
-        rotations = cameras.rotation_matrices(azimuth, elevation, np.zeros_like(azimuth)).numpy()
+        rotations = augmentation.rotation_matrices(azimuth, elevation, np.zeros_like(azimuth)).numpy()
         np.testing.assert_allclose(rotations[:, 0, :], direction, atol=1e-9)  # R^T e_x = d
-        virtual = _normalize_2d(cameras.project_with_angles(
+        virtual = _normalize_2d(augmentation.project_with_angles(
             normalized_3d, azimuth, elevation, np.zeros_like(azimuth)).numpy())
         real_hand, virtual_hand = _handedness(real), _handedness(virtual)
         clear = (np.abs(real_hand) > 0.2) & (np.abs(virtual_hand) > 0.2)
@@ -377,9 +378,9 @@ def test_random_camera_projection_deterministic_and_in_range():
     rng = np.random.default_rng(5)
     poses = rng.normal(0.0, 0.5, size=(64, 2, 13, 3)).astype(np.float32)
     seed = tf.constant([7, 11], tf.int64)
-    first, angles = cameras.random_camera_projection(poses, seed, return_angles=True)
-    second = cameras.random_camera_projection(poses, seed)
-    other = cameras.random_camera_projection(poses, tf.constant([7, 12], tf.int64))
+    first, angles = augmentation.random_camera_projection(poses, seed, return_angles=True)
+    second = augmentation.random_camera_projection(poses, seed)
+    other = augmentation.random_camera_projection(poses, tf.constant([7, 12], tf.int64))
     assert first.shape == (64, 2, 13, 2) and angles.shape == (64, 2, 3)
     np.testing.assert_array_equal(first.numpy(), second.numpy())
     assert np.abs(first.numpy() - other.numpy()).max() > 1e-3
@@ -391,19 +392,19 @@ def test_random_camera_projection_deterministic_and_in_range():
     # The result equals the deterministic helper at the sampled angles.
     np.testing.assert_allclose(
         first.numpy(),
-        cameras.project_with_angles(poses, angles[..., 0], angles[..., 1], angles[..., 2]).numpy(),
+        augmentation.project_with_angles(poses, angles[..., 0], angles[..., 1], angles[..., 2]).numpy(),
         atol=1e-6)
 
 
 def test_random_camera_projection_inside_tf_data_map():
     poses = np.random.default_rng(6).normal(0.0, 0.5, size=(8, 13, 3)).astype(np.float32)
     dataset = tf.data.Dataset.from_tensor_slices(poses).enumerate().map(
-        lambda index, pose: cameras.random_camera_projection(
+        lambda index, pose: augmentation.random_camera_projection(
             pose, tf.stack([tf.constant(0, tf.int64), index])))
     outputs = np.stack([x.numpy() for x in dataset])
     again = np.stack([x.numpy() for x in dataset])
     assert outputs.shape == (8, 13, 2) and np.all(np.isfinite(outputs))
     np.testing.assert_array_equal(outputs, again)
     np.testing.assert_allclose(
-        outputs[3], cameras.random_camera_projection(poses[3], tf.constant([0, 3], tf.int64)).numpy(),
+        outputs[3], augmentation.random_camera_projection(poses[3], tf.constant([0, 3], tf.int64)).numpy(),
         atol=1e-6)

@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cv_mim import algorithms
-from cv_mim import embed_lib
-from cv_mim import export_lib
-from cv_mim import keypoints
-from cv_mim import pretrain_lib
-from cv_mim import retrieval_lib
-from cv_mim import view_classification_lib
-from cv_mim.action_recognition import protocols
+from cv_mim.algorithms import config as config_lib
+from cv_mim.downstream import action_recognition as action_lib
+from cv_mim.downstream import retrieval as retrieval_lib
+from cv_mim.downstream import view_classification as view_lib
+from cv_mim.keypoints import normalization
+from cv_mim.keypoints import profiles
+from cv_mim.serving import embed as embed_lib
+from cv_mim.serving import embedding_file
+from cv_mim.serving import export as export_lib
+from cv_mim.training import checkpoints
+from cv_mim.training import loop
+from cv_mim.training import sources
 
 TINY = pathlib.Path(__file__).resolve().parents[1] / "testdata" / "synthetic_tiny"
 PENN = TINY / "penn_action" / "labels"
@@ -27,8 +31,8 @@ NTU = TINY / "ntu_rgbd" / "nturgb+d_skeletons"
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("downstream")
     model_dir = str(root / "model")
-    src = pretrain_lib.load_pair_source("h36m", data_dir=str(TINY / "h36m"), subjects=("S1",))
-    pretrain_lib.run(model_dir=model_dir, config=algorithms.ModelConfig(hidden_dim=32),
+    src = sources.load_pair_source("h36m", data_dir=str(TINY / "h36m"), subjects=("S1",))
+    loop.run(model_dir=model_dir, config=config_lib.ModelConfig(hidden_dim=32),
                      source=src, batch_size=16, num_steps=3, flags_record={"note": "test"})
     export_dir = str(root / "export")
     export_lib.export(model_dir, export_dir)
@@ -74,8 +78,8 @@ def test_reloaded_export_matches_in_memory_encoder_in_a_fresh_process(trained, t
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     assert not info["cv_mim_imported"]
     assert info["signatures"] == sorted(export_lib.SIGNATURES)
-    encoder, _, _, _ = pretrain_lib.restore_encoder(model_dir)
-    normalized, _, _ = keypoints.normalize_keypoints_2d(kp)
+    encoder, _, _, _ = checkpoints.restore_encoder(model_dir)
+    normalized, _, _ = normalization.normalize_keypoints_2d(kp)
     expected = encoder(normalized, training=False)["pose_embedding"].numpy()
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-5)
 
@@ -100,19 +104,19 @@ def test_export_signatures_handle_scores_layouts_and_missing_joints(trained):
     np.testing.assert_allclose(c["pose_embedding"], a["pose_embedding"], atol=1e-6)
     # COCO-17 input gives the same as the converted canonical keypoints.
     coco = np.zeros((6, 17, 2), np.float32)
-    coco[:, list(keypoints.LAYOUT_TO_CANONICAL["coco17"])] = kp
+    coco[:, list(profiles.LAYOUT_TO_CANONICAL["coco17"])] = kp
     d = m.signatures["embed_coco17"](keypoints_2d=tf.constant(coco),
                                      keypoint_scores=tf.ones([6, 17]))
     np.testing.assert_allclose(d["pose_embedding"], base["pose_embedding"], atol=1e-6)
     h36 = np.zeros((6, 17, 2), np.float32)
-    h36[:, list(keypoints.LAYOUT_TO_CANONICAL["h36m17"])] = kp
+    h36[:, list(profiles.LAYOUT_TO_CANONICAL["h36m17"])] = kp
     e = m.signatures["embed_h36m17"](keypoints_2d=tf.constant(h36))
     np.testing.assert_allclose(e["pose_embedding"], base["pose_embedding"], atol=1e-6)
     assert json.loads(m.metadata().numpy().decode())["algorithm"] == "cv_mim"
 
 
 def test_embedding_file_contents(penn_embeddings):
-    emb = embed_lib.load_embeddings(penn_embeddings)
+    emb = embedding_file.load_embeddings(penn_embeddings)
     n_clips = emb.num_clips
     assert n_clips == 64 and emb.class_names == ("golf_swing", "jumping_jacks", "squat",
                                                  "tennis_serve")
@@ -136,7 +140,7 @@ def test_embedding_file_contents(penn_embeddings):
     swap = emb["normalized_keypoints_flip_swap"]
     np.testing.assert_allclose(keep[..., 0], -nk[..., 0], atol=1e-5)
     np.testing.assert_allclose(keep[..., 1], nk[..., 1], atol=1e-5)
-    np.testing.assert_allclose(swap, keep[:, list(keypoints.LEFT_RIGHT_SWAP)], atol=1e-5)
+    np.testing.assert_allclose(swap, keep[:, list(profiles.LEFT_RIGHT_SWAP)], atol=1e-5)
 
 
 def test_flip_keypoints_on_a_known_pose():
@@ -158,23 +162,23 @@ def test_flip_keypoints_on_a_known_pose():
 def test_embed_other_datasets_and_bad_input(trained, tmp_path):
     _, _, export_dir = trained
     out = embed_lib.embed_dataset(export_dir, "ntu_rgbd", str(NTU), str(tmp_path / "ntu.npz"))
-    emb = embed_lib.load_embeddings(out)
+    emb = embedding_file.load_embeddings(out)
     assert emb.num_clips == 24 and np.all(np.diff(emb["clip_offsets"]) == 300)
     assert set(emb["views"].tolist()) <= {"C1R1", "C1R2", "C2R1", "C2R2", "C3R1", "C3R2"}
     assert set(emb["performers"].tolist()) == {1, 3}
     out = embed_lib.embed_dataset(export_dir, "h36m", str(TINY / "h36m"), str(tmp_path / "h.npz"))
-    assert embed_lib.load_embeddings(out).num_clips == 2 * 4 * 4
+    assert embedding_file.load_embeddings(out).num_clips == 2 * 4 * 4
     np.save(tmp_path / "mine.npy", np.full((5, 13, 2), 100, np.float32))
     out = embed_lib.embed_dataset(export_dir, "npy", str(tmp_path / "mine.npy"),
                                   str(tmp_path / "mine.npz"))
-    assert embed_lib.load_embeddings(out)["pose_embedding"].shape == (5, 32)
+    assert embedding_file.load_embeddings(out)["pose_embedding"].shape == (5, 32)
     np.save(tmp_path / "bad.npy", np.zeros((5, 17, 2), np.float32))
     with pytest.raises(ValueError, match=r"bad.npy.*\[N, 13, 2\].*\(5, 17, 2\)"):
         embed_lib.embed_dataset(export_dir, "npy", str(tmp_path / "bad.npy"), str(tmp_path / "b"))
     with pytest.raises(FileNotFoundError, match="not found"):
         embed_lib.embed_dataset(export_dir, "penn_action", "/nonexistent", str(tmp_path / "c"))
     with pytest.raises(ValueError, match="not a cv_mim.embeddings file|not a readable"):
-        embed_lib.load_embeddings(str(tmp_path / "mine.npy"))
+        embedding_file.load_embeddings(str(tmp_path / "mine.npy"))
 
 
 def test_procrustes_mpjpe():
@@ -208,12 +212,12 @@ def test_retrieval_run(trained, tmp_path):
 @pytest.mark.slow
 def test_action_recognition_settings(penn_embeddings, tmp_path):
     # Raw 2D, full supervision: well above chance (4 classes) after a short run.
-    full = protocols.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "full"),
+    full = action_lib.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "full"),
                          setting="full", features="raw", steps=150, seeds=(0,))
     assert full["train_views"]["all"]["top1_mean"] > 0.5
     assert {"results.json", "table.md", "confusion_all.csv", "confusion_all.png"} <= set(
         os.listdir(tmp_path / "full"))
-    single = protocols.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "ss"),
+    single = action_lib.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "ss"),
                            setting="single_shot", features="embedding", steps=20, seeds=(0, 1),
                            flip_mode="swap")
     assert list(single["train_views"]) == ["left", "right", "front", "back"]
@@ -224,19 +228,19 @@ def test_action_recognition_settings(penn_embeddings, tmp_path):
     assert "| Method | left | right | front | back | Average |" in table
     # Raw 2D single-shot: trained on one view, the clips of that same view are recognised above
     # chance (4 classes); the cross-view drop is the phenomenon under study.
-    raw_ss = protocols.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "ss_raw"),
+    raw_ss = action_lib.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "ss_raw"),
                            setting="single_shot", features="raw", steps=150)
     same_view = [r["runs"][0]["per_test_view_top1"][v] for v, r in raw_ss["train_views"].items()]
     assert np.mean(same_view) > 0.25 + 0.1, same_view
     assert raw_ss["average_top1"] > 0.25
-    limited = protocols.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "lim"),
+    limited = action_lib.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "lim"),
                             setting="limited", fraction=0.5, features="raw", steps=150)
     assert limited["train_views"]["all"]["runs"][0]["num_train"] == 16
     assert limited["train_views"]["all"]["top1_mean"] > 0.25 + 0.1
     with pytest.raises(ValueError, match="fraction"):
-        protocols.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "x"), setting="limited")
+        action_lib.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "x"), setting="limited")
     with pytest.raises(ValueError, match="train_view"):
-        protocols.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "x"),
+        action_lib.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "x"),
                       setting="single_shot", train_view="above")
 
 
@@ -253,7 +257,7 @@ def test_action_recognition_ntu_and_binary(trained, tmp_path):
     res = json.load(open(out / "results.json"))
     assert sorted(res["train_views"]) == ["C1R1", "C1R2", "C2R1", "C2R2", "C3R1", "C3R2"]
     assert (out / "embeddings.npz").exists()  # the --export_dir shortcut used embed_lib
-    cv = protocols.run(embeddings=str(out / "embeddings.npz"), output_dir=str(tmp_path / "cv"),
+    cv = action_lib.run(embeddings=str(out / "embeddings.npz"), output_dir=str(tmp_path / "cv"),
                        setting="full", benchmark="cross_view", features="raw", steps=5)
     assert cv["train_views"]["all"]["num_test_clips"] == 8  # camera 1 only
     assert cv["benchmark"] == "cross_view"
@@ -261,7 +265,7 @@ def test_action_recognition_ntu_and_binary(trained, tmp_path):
 
 @pytest.mark.slow
 def test_view_classification(penn_embeddings, tmp_path):
-    res = view_classification_lib.run(embeddings=penn_embeddings, output_dir=str(tmp_path),
+    res = view_lib.run(embeddings=penn_embeddings, output_dir=str(tmp_path),
                                       steps=300, features=("view_embedding", "raw"))
     raw = res["features"]["raw"]
     assert raw["accuracy_mean"] > raw["chance"] + 0.1  # views are visible in raw 2D poses
@@ -269,7 +273,7 @@ def test_view_classification(penn_embeddings, tmp_path):
     assert {"view_results.json", "view_table.md", "view_confusion_raw.csv",
             "view_confusion_raw.png"} <= set(os.listdir(tmp_path))
     assert "| Methods | cv_mim (z_v) | 2D Pose |" in open(tmp_path / "view_table.md").read()
-    two = view_classification_lib.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "two"),
+    two = view_lib.run(embeddings=penn_embeddings, output_dir=str(tmp_path / "two"),
                                       steps=50, features=("raw",), seeds=(0, 1))["features"]["raw"]
     assert len(two["runs"]) == 2 and two["runs"][0] != two["runs"][1]
     assert two["accuracy_std"] == pytest.approx(np.std(two["runs"], ddof=1))  # sample std, as §8

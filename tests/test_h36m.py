@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from cv_mim import cameras
 from cv_mim.data import h36m
+from cv_mim.keypoints import cameras
 
 # From the real-data README (independent of the code under test).
 H36M32_TO_17 = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]

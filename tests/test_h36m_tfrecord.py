@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from cv_mim.data import h36m_tfrecord
+from cv_mim.keypoints import profiles
 
 # 32-joint indices (3d-pose-baseline H5 / VideoPose3D) of the authors' LEGACY_3DH36M17 order, as
 # listed in the fact sheet §6.1, and of the VideoPose3D 17 order (real-data README).
@@ -164,10 +165,9 @@ def test_real_s11_frames_through_the_authors_layout(realdata_dir, tmp_path):
 
 
 def test_names_agree_with_the_keypoints_module():
-    from cv_mim import keypoints
 
-    assert tuple(h36m_tfrecord.KEYPOINT_NAMES_3D) == tuple(keypoints.H36M17_LEGACY_JOINT_NAMES)
-    for index, name in enumerate(keypoints.H36M17_JOINT_NAMES):
+    assert tuple(h36m_tfrecord.KEYPOINT_NAMES_3D) == tuple(profiles.H36M17_LEGACY_JOINT_NAMES)
+    for index, name in enumerate(profiles.H36M17_JOINT_NAMES):
         legacy_name = h36m_tfrecord.KEYPOINT_NAMES_3D[h36m_tfrecord.LEGACY17_TO_H36M17[index]]
         assert legacy_name == name
-    assert len(h36m_tfrecord.KEYPOINT_NAMES_2D) == len(keypoints.JOINT_NAMES) == 13
+    assert len(h36m_tfrecord.KEYPOINT_NAMES_2D) == len(profiles.JOINT_NAMES) == 13

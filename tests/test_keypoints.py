@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cv_mim import keypoints as K
+from cv_mim.keypoints import normalization
+from cv_mim.keypoints import profiles
 
 # Hand-written from the documented native orders: native index of each canonical joint
 # (head, LS, RS, LE, RE, LW, RW, LH, RH, LK, RK, LA, RA).
@@ -66,26 +67,26 @@ def _side(name):
 
 
 def test_profile_constants():
-    assert K.NUM_JOINTS == 13
-    assert K.JOINT_NAMES == (
+    assert profiles.NUM_JOINTS == 13
+    assert profiles.JOINT_NAMES == (
         "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",
         "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
     )  # fmt: skip
-    assert K.SOURCE_LAYOUTS == (
+    assert profiles.SOURCE_LAYOUTS == (
         "canonical13", "h36m32", "h36m17", "h36m17_legacy", "coco17", "penn13", "ntu25", "openpose25",
     )  # fmt: skip
 
 
 def test_left_right_swap_is_involution_mapping_left_to_right():
-    swap = K.LEFT_RIGHT_SWAP
+    swap = profiles.LEFT_RIGHT_SWAP
     assert sorted(swap) == list(range(13))
     assert all(swap[swap[i]] == i for i in range(13))
     assert swap[0] == 0
-    for i, name in enumerate(K.JOINT_NAMES):
+    for i, name in enumerate(profiles.JOINT_NAMES):
         if name.startswith("left_"):
-            assert K.JOINT_NAMES[swap[i]] == "right_" + name[len("left_"):]
+            assert profiles.JOINT_NAMES[swap[i]] == "right_" + name[len("left_"):]
         elif name.startswith("right_"):
-            assert K.JOINT_NAMES[swap[i]] == "left_" + name[len("right_"):]
+            assert profiles.JOINT_NAMES[swap[i]] == "left_" + name[len("right_"):]
     # Applying it to an array mirrors labels.
     kp = np.arange(26, dtype=np.float32).reshape(13, 2)
     np.testing.assert_array_equal(kp[list(swap)][list(swap)], kp)
@@ -93,10 +94,10 @@ def test_left_right_swap_is_involution_mapping_left_to_right():
 
 def test_bones_are_valid_and_connect_all_joints():
     edges = set()
-    for i, j in K.BONES:
+    for i, j in profiles.BONES:
         assert 0 <= i < 13 and 0 <= j < 13 and i != j
         edges.add(frozenset((i, j)))
-    assert len(edges) == len(K.BONES)  # no duplicates
+    assert len(edges) == len(profiles.BONES)  # no duplicates
     # Connected: flood fill from the head reaches every joint.
     reached, frontier = {0}, [0]
     while frontier:
@@ -109,29 +110,29 @@ def test_bones_are_valid_and_connect_all_joints():
                     frontier.append(b)
     assert reached == set(range(13))
     # Mirror-symmetric: swapping left/right maps the bone set onto itself.
-    swap = K.LEFT_RIGHT_SWAP
-    assert {frozenset((swap[i], swap[j])) for i, j in K.BONES} == edges
+    swap = profiles.LEFT_RIGHT_SWAP
+    assert {frozenset((swap[i], swap[j])) for i, j in profiles.BONES} == edges
 
 
 # ------------------------------------------------------------------------------------------ layouts
 
 
 def test_layout_name_tuples():
-    assert K.H36M17_JOINT_NAMES == (
+    assert profiles.H36M17_JOINT_NAMES == (
         "Hip", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot", "Spine", "Thorax", "Neck/Nose", "Head",
         "LShoulder", "LElbow", "LWrist", "RShoulder", "RElbow", "RWrist",
     )  # fmt: skip
-    assert K.H36M32_TO_H36M17 == (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
-    assert tuple(K.H36M32_JOINT_NAMES[i] for i in K.H36M32_TO_H36M17) == K.H36M17_JOINT_NAMES
-    assert tuple(K.H36M32_JOINT_NAMES[i] for i in LEGACY_FROM_H36M32) == K.H36M17_LEGACY_JOINT_NAMES
+    assert profiles.H36M32_TO_H36M17 == (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
+    assert tuple(profiles.H36M32_JOINT_NAMES[i] for i in profiles.H36M32_TO_H36M17) == profiles.H36M17_JOINT_NAMES
+    assert tuple(profiles.H36M32_JOINT_NAMES[i] for i in LEGACY_FROM_H36M32) == profiles.H36M17_LEGACY_JOINT_NAMES
     for layout, n in NUM_SOURCE.items():
-        names = K.LAYOUT_JOINT_NAMES[layout]
+        names = profiles.LAYOUT_JOINT_NAMES[layout]
         assert len(names) == n, layout
         assert len(set(names)) == n, layout  # unique names
-    assert K.COCO17_JOINT_NAMES[0] == "nose" and K.COCO17_JOINT_NAMES[5] == "left_shoulder"
-    assert K.NTU25_JOINT_NAMES[3] == "Head" and K.NTU25_JOINT_NAMES[20] == "SpineShoulder"
-    assert K.OPENPOSE25_JOINT_NAMES[0] == "Nose" and K.OPENPOSE25_JOINT_NAMES[8] == "MidHip"
-    assert set(K.PENN13_JOINT_NAMES) == set(K.JOINT_NAMES)
+    assert profiles.COCO17_JOINT_NAMES[0] == "nose" and profiles.COCO17_JOINT_NAMES[5] == "left_shoulder"
+    assert profiles.NTU25_JOINT_NAMES[3] == "Head" and profiles.NTU25_JOINT_NAMES[20] == "SpineShoulder"
+    assert profiles.OPENPOSE25_JOINT_NAMES[0] == "Nose" and profiles.OPENPOSE25_JOINT_NAMES[8] == "MidHip"
+    assert set(profiles.PENN13_JOINT_NAMES) == set(profiles.JOINT_NAMES)
 
 
 @pytest.mark.parametrize("layout", list(EXPECTED_INDICES))
@@ -142,7 +143,7 @@ def test_convert_moves_each_source_joint_to_its_canonical_slot(layout):
     kp[..., 0] = np.arange(n)
     kp[..., 1] = 1000 + np.arange(n)
     kp[1] += 0.25  # leading entries stay distinguishable
-    kp13, mask13 = K.convert_keypoints(kp, layout)
+    kp13, mask13 = profiles.convert_keypoints(kp, layout)
     assert kp13.shape == (2, 3, 13, 2) and kp13.dtype == np.float32
     assert mask13.shape == (2, 3, 13) and mask13.dtype == np.float32
     np.testing.assert_array_equal(mask13, 1.0)
@@ -153,9 +154,9 @@ def test_convert_moves_each_source_joint_to_its_canonical_slot(layout):
 
 @pytest.mark.parametrize("layout", list(EXPECTED_INDICES))
 def test_convert_sides_and_head_choice(layout):
-    names = K.LAYOUT_JOINT_NAMES[layout]
-    idx = K.LAYOUT_TO_CANONICAL[layout]
-    for k, canonical in enumerate(K.JOINT_NAMES):
+    names = profiles.LAYOUT_JOINT_NAMES[layout]
+    idx = profiles.LAYOUT_TO_CANONICAL[layout]
+    for k, canonical in enumerate(profiles.JOINT_NAMES):
         source = names[idx[k]]
         if canonical == "head":
             assert source == {
@@ -167,18 +168,18 @@ def test_convert_sides_and_head_choice(layout):
 
 
 def test_h36m_head_is_head_top_index():
-    assert K.LAYOUT_TO_CANONICAL["h36m32"][0] == 15
-    assert K.LAYOUT_TO_CANONICAL["h36m17"][0] == 10
-    assert K.LAYOUT_TO_CANONICAL["h36m17_legacy"][0] == 1
-    assert K.LAYOUT_TO_CANONICAL["ntu25"][0] == 3
+    assert profiles.LAYOUT_TO_CANONICAL["h36m32"][0] == 15
+    assert profiles.LAYOUT_TO_CANONICAL["h36m17"][0] == 10
+    assert profiles.LAYOUT_TO_CANONICAL["h36m17_legacy"][0] == 1
+    assert profiles.LAYOUT_TO_CANONICAL["ntu25"][0] == 3
 
 
 def test_h36m_conversions_agree_through_17_joint_selections():
     rng = np.random.default_rng(0)
     kp32 = rng.normal(size=(5, 32, 3)).astype(np.float32)  # 3D kept
-    via32, _ = K.convert_keypoints(kp32, "h36m32")
-    via17, _ = K.convert_keypoints(kp32[:, list(K.H36M32_TO_H36M17)], "h36m17")
-    via_legacy, _ = K.convert_keypoints(kp32[:, list(LEGACY_FROM_H36M32)], "h36m17_legacy")
+    via32, _ = profiles.convert_keypoints(kp32, "h36m32")
+    via17, _ = profiles.convert_keypoints(kp32[:, list(profiles.H36M32_TO_H36M17)], "h36m17")
+    via_legacy, _ = profiles.convert_keypoints(kp32[:, list(LEGACY_FROM_H36M32)], "h36m17_legacy")
     assert via32.shape == (5, 13, 3)
     np.testing.assert_array_equal(via32, via17)
     np.testing.assert_array_equal(via32, via_legacy)
@@ -193,7 +194,7 @@ def test_convert_scores_give_mask_and_missing_nan_becomes_zero():
     kp[5] = np.nan
     kp[16] = np.inf
     kp[1] = np.nan
-    kp13, mask13 = K.convert_keypoints(kp, "coco17", scores=scores)
+    kp13, mask13 = profiles.convert_keypoints(kp, "coco17", scores=scores)
     expected_mask = np.ones(13, np.float32)
     expected_mask[[1, 12]] = 0
     np.testing.assert_array_equal(mask13, expected_mask)
@@ -204,30 +205,30 @@ def test_convert_scores_give_mask_and_missing_nan_becomes_zero():
 
 def test_convert_errors_name_the_input():
     with pytest.raises(ValueError, match=r"layout.*'mpii'"):
-        K.convert_keypoints(np.zeros((13, 2)), "mpii")
+        profiles.convert_keypoints(np.zeros((13, 2)), "mpii")
     with pytest.raises(ValueError, match=r"keypoints.*17.*\(4, 13, 2\)"):
-        K.convert_keypoints(np.zeros((4, 13, 2)), "coco17")
+        profiles.convert_keypoints(np.zeros((4, 13, 2)), "coco17")
     with pytest.raises(ValueError, match=r"keypoints.*\(17, 4\)"):
-        K.convert_keypoints(np.zeros((17, 4)), "coco17")
+        profiles.convert_keypoints(np.zeros((17, 4)), "coco17")
     with pytest.raises(ValueError, match=r"scores.*\(16,\)"):
-        K.convert_keypoints(np.zeros((17, 2)), "coco17", scores=np.ones(16))
+        profiles.convert_keypoints(np.zeros((17, 2)), "coco17", scores=np.ones(16))
     with pytest.raises(ValueError, match=r"scores.*non-finite"):
-        K.convert_keypoints(np.zeros((17, 2)), "coco17", scores=np.full(17, np.nan))
+        profiles.convert_keypoints(np.zeros((17, 2)), "coco17", scores=np.full(17, np.nan))
     bad = np.zeros((17, 2))
     bad[11, 0] = np.nan  # left hip, present
     with pytest.raises(ValueError, match=r"keypoints.*non-finite.*present"):
-        K.convert_keypoints(bad, "coco17")
+        profiles.convert_keypoints(bad, "coco17")
 
 
 # ------------------------------------------------------------------------------------------ validation
 
 
 def test_validate_keypoints_accepts_and_casts():
-    out = K.validate_keypoints(np.ones((3, 13, 2), np.float64), "poses", num_joints=13)
+    out = profiles.validate_keypoints(np.ones((3, 13, 2), np.float64), "poses", num_joints=13)
     assert out.dtype == np.float32 and out.shape == (3, 13, 2)
-    out = K.validate_keypoints([[1, 2, 3]] * 17, "p3d", num_joints=17, dims=3)
+    out = profiles.validate_keypoints([[1, 2, 3]] * 17, "p3d", num_joints=17, dims=3)
     assert out.shape == (17, 3)
-    assert K.validate_keypoints(np.zeros((4, 2, 3)), "x", dims=(2, 3)).shape == (4, 2, 3)
+    assert profiles.validate_keypoints(np.zeros((4, 2, 3)), "x", dims=(2, 3)).shape == (4, 2, 3)
 
 
 @pytest.mark.parametrize(
@@ -243,7 +244,7 @@ def test_validate_keypoints_accepts_and_casts():
 )
 def test_validate_keypoints_errors(array, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
-        K.validate_keypoints(array, "my_poses", **kwargs)
+        profiles.validate_keypoints(array, "my_poses", **kwargs)
 
 
 # ------------------------------------------------------------------------------------------ 2D normalisation
@@ -300,7 +301,7 @@ def _random_poses_and_masks(rng, n):
 def test_normalize_2d_matches_numpy_reference_on_random_poses():
     rng = np.random.default_rng(1)
     kp, masks = _random_poses_and_masks(rng, 60)
-    normalized, offset, scale = K.normalize_keypoints_2d(kp.reshape(6, 10, 13, 2), masks.reshape(6, 10, 13))
+    normalized, offset, scale = normalization.normalize_keypoints_2d(kp.reshape(6, 10, 13, 2), masks.reshape(6, 10, 13))
     assert normalized.shape == (6, 10, 13, 2) and offset.shape == (6, 10, 1, 2)
     assert scale.shape == (6, 10, 1, 1)
     assert normalized.dtype == tf.float32
@@ -327,7 +328,7 @@ def test_normalize_2d_square_torso_by_hand():
     kp[8] = (0, 2)  # right hip
     kp[0] = (1, -1)  # head
     kp[11] = (3, 6)  # left ankle
-    normalized, offset, scale = K.normalize_keypoints_2d(kp)
+    normalized, offset, scale = normalization.normalize_keypoints_2d(kp)
     # offset = mid-hip (1, 2); scale = diagonal 2*sqrt(2); factor 0.5 / (2 sqrt 2) = 1 / (4 sqrt 2).
     np.testing.assert_allclose(offset.numpy(), [[1, 2]])
     np.testing.assert_allclose(scale.numpy(), [[2 * np.sqrt(2)]], rtol=1e-6)
@@ -347,8 +348,8 @@ def test_normalize_2d_is_similarity_invariant():
     theta = 0.7
     rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
     moved = 3.5 * kp @ rot.T + np.array([40.0, -25.0])
-    a, _, s_a = K.normalize_keypoints_2d(kp)
-    b, _, s_b = K.normalize_keypoints_2d(moved)
+    a, _, s_a = normalization.normalize_keypoints_2d(kp)
+    b, _, s_b = normalization.normalize_keypoints_2d(moved)
     np.testing.assert_allclose(b.numpy(), a.numpy() @ rot.T, atol=1e-5)
     np.testing.assert_allclose(s_b.numpy(), 3.5 * s_a.numpy(), rtol=1e-5)
 
@@ -361,11 +362,11 @@ def test_missing_joint_rule_masked_joints_zero_and_stats_unchanged():
     mask[1, [7]] = 0  # a hip: offset falls back to the other hip
     mask[2, [1, 2, 7, 8]] = 0  # whole torso
     mask[3, [0]] = 0
-    base = K.normalize_keypoints_2d(kp, mask)
+    base = normalization.normalize_keypoints_2d(kp, mask)
     for garbage in (1e9, -3.0, np.nan, np.inf):
         changed = kp.copy()
         changed[mask == 0] = garbage
-        out = K.normalize_keypoints_2d(changed, mask)
+        out = normalization.normalize_keypoints_2d(changed, mask)
         for x, y in zip(base, out):
             np.testing.assert_array_equal(x.numpy(), y.numpy())
     normalized, offset, scale = (t.numpy() for t in base)
@@ -378,7 +379,7 @@ def test_missing_joint_rule_masked_joints_zero_and_stats_unchanged():
 
 def test_all_missing_gives_zeros_no_nan():
     kp = np.full((2, 13, 2), np.nan, np.float32)
-    normalized, offset, scale = K.normalize_keypoints_2d(kp, np.zeros((2, 13)))
+    normalized, offset, scale = normalization.normalize_keypoints_2d(kp, np.zeros((2, 13)))
     np.testing.assert_array_equal(normalized.numpy(), 0.0)
     np.testing.assert_array_equal(offset.numpy(), 0.0)
     np.testing.assert_array_equal(scale.numpy(), 1.0)
@@ -389,34 +390,34 @@ def test_mask_broadcasts_and_accepts_bool():
     kp = rng.uniform(0, 100, size=(3, 13, 2))
     mask = np.ones(13, bool)
     mask[4] = False
-    a = K.normalize_keypoints_2d(kp, mask)[0].numpy()
-    b = K.normalize_keypoints_2d(kp, np.tile(mask.astype(np.float32), (3, 1)))[0].numpy()
+    a = normalization.normalize_keypoints_2d(kp, mask)[0].numpy()
+    b = normalization.normalize_keypoints_2d(kp, np.tile(mask.astype(np.float32), (3, 1)))[0].numpy()
     np.testing.assert_array_equal(a, b)
     assert np.all(a[:, 4] == 0)
 
 
 def test_normalize_2d_errors_name_the_input():
     with pytest.raises(ValueError, match=r"keypoints.*\(5, 13, 3\)"):
-        K.normalize_keypoints_2d(np.zeros((5, 13, 3)))
+        normalization.normalize_keypoints_2d(np.zeros((5, 13, 3)))
     with pytest.raises(ValueError, match=r"keypoints.*\(17, 2\)"):
-        K.normalize_keypoints_2d(np.zeros((17, 2)))
+        normalization.normalize_keypoints_2d(np.zeros((17, 2)))
     with pytest.raises(ValueError, match=r"keypoints.*\(13,\)"):
-        K.normalize_keypoints_2d(np.zeros(13))
+        normalization.normalize_keypoints_2d(np.zeros(13))
     with pytest.raises(ValueError, match=r"mask.*\(5, 12\)"):
-        K.normalize_keypoints_2d(np.zeros((5, 13, 2)), np.ones((5, 12)))
+        normalization.normalize_keypoints_2d(np.zeros((5, 13, 2)), np.ones((5, 12)))
     with pytest.raises(ValueError, match=r"mask.*\(4, 13\)"):
-        K.normalize_keypoints_2d(np.zeros((5, 13, 2)), np.ones((4, 13)))
+        normalization.normalize_keypoints_2d(np.zeros((5, 13, 2)), np.ones((4, 13)))
     with pytest.raises(ValueError, match=r"keypoints.*numeric"):
-        K.normalize_keypoints_2d(np.array([["a", "b"]] * 13))
+        normalization.normalize_keypoints_2d(np.array([["a", "b"]] * 13))
     kp = np.ones((13, 2))
     kp[3, 1] = np.nan
     with pytest.raises(ValueError, match=r"keypoints.*non-finite.*present"):
-        K.normalize_keypoints_2d(kp)
+        normalization.normalize_keypoints_2d(kp)
 
 
 def test_normalize_2d_graph_mode_with_unknown_batch_treats_nonfinite_as_missing():
     fn = tf.function(
-        K.normalize_keypoints_2d,
+        normalization.normalize_keypoints_2d,
         input_signature=[
             tf.TensorSpec([None, 13, 2], tf.float32),
             tf.TensorSpec([None, 13], tf.float32),
@@ -426,7 +427,7 @@ def test_normalize_2d_graph_mode_with_unknown_batch_treats_nonfinite_as_missing(
     kp = rng.uniform(0, 600, size=(5, 13, 2)).astype(np.float32)
     mask = np.ones((5, 13), np.float32)
     mask[1, 2] = 0
-    eager = K.normalize_keypoints_2d(kp, mask)
+    eager = normalization.normalize_keypoints_2d(kp, mask)
     graph = fn(kp, mask)
     for a, b in zip(eager, graph):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6)
@@ -436,13 +437,13 @@ def test_normalize_2d_graph_mode_with_unknown_batch_treats_nonfinite_as_missing(
     nan_kp[3, 8] = np.nan
     masked = mask.copy()
     masked[3, 8] = 0
-    for a, b in zip(fn(nan_kp, mask), K.normalize_keypoints_2d(kp, masked)):
+    for a, b in zip(fn(nan_kp, mask), normalization.normalize_keypoints_2d(kp, masked)):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6)
     # No mask argument, unknown batch and rank-4 input.
-    fn2 = tf.function(K.normalize_keypoints_2d, input_signature=[tf.TensorSpec([None, None, 13, 2])])
+    fn2 = tf.function(normalization.normalize_keypoints_2d, input_signature=[tf.TensorSpec([None, None, 13, 2])])
     out = fn2(kp.reshape(5, 1, 13, 2))
     np.testing.assert_allclose(
-        out[0].numpy().reshape(5, 13, 2), K.normalize_keypoints_2d(kp)[0].numpy(), rtol=1e-6, atol=1e-6
+        out[0].numpy().reshape(5, 13, 2), normalization.normalize_keypoints_2d(kp)[0].numpy(), rtol=1e-6, atol=1e-6
     )
 
 
@@ -450,14 +451,14 @@ def test_normalize_2d_in_tf_data_and_saved_model(tmp_path):
     rng = np.random.default_rng(6)
     kp = rng.uniform(0, 600, size=(6, 13, 2)).astype(np.float32)
     mask = (rng.uniform(size=(6, 13)) > 0.2).astype(np.float32)
-    expected = K.normalize_keypoints_2d(kp, mask)[0].numpy()
-    ds = tf.data.Dataset.from_tensor_slices((kp, mask)).map(lambda k, m: K.normalize_keypoints_2d(k, m)[0])
+    expected = normalization.normalize_keypoints_2d(kp, mask)[0].numpy()
+    ds = tf.data.Dataset.from_tensor_slices((kp, mask)).map(lambda k, m: normalization.normalize_keypoints_2d(k, m)[0])
     got = np.stack([x.numpy() for x in ds])
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
     module = tf.Module()
     module.normalize = tf.function(
-        lambda k, m: K.normalize_keypoints_2d(k, m)[0],
+        lambda k, m: normalization.normalize_keypoints_2d(k, m)[0],
         input_signature=[tf.TensorSpec([None, 13, 2], tf.float32), tf.TensorSpec([None, 13], tf.float32)],
     )
     tf.saved_model.save(module, str(tmp_path / "sm"))
@@ -474,7 +475,7 @@ def test_normalize_2d_gradients_are_finite():
     x = tf.constant(kp)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        y = tf.reduce_sum(K.normalize_keypoints_2d(x, mask)[0] ** 2)
+        y = tf.reduce_sum(normalization.normalize_keypoints_2d(x, mask)[0] ** 2)
     g = tape.gradient(y, x).numpy()
     assert np.isfinite(g).all()
 
@@ -490,7 +491,7 @@ def test_normalize_3d_by_hand():
     kp[8] = kp[7] + (4, 0, 0)  # Thorax: |Spine - Thorax| = 4 -> scale 7
     kp[10] = hip + (0, 7, 14)  # Head
     kp[3] = hip + (-7, 0, 0)  # RFoot
-    normalized, offset, scale = K.normalize_keypoints_3d(kp)
+    normalized, offset, scale = normalization.normalize_keypoints_3d(kp)
     np.testing.assert_allclose(offset.numpy(), [hip])
     np.testing.assert_allclose(scale.numpy(), [[7.0]], rtol=1e-6)
     np.testing.assert_allclose(normalized[0].numpy(), 0.0, atol=0)
@@ -498,29 +499,29 @@ def test_normalize_3d_by_hand():
     np.testing.assert_allclose(normalized[3].numpy(), [-1, 0, 0], rtol=1e-6)
     np.testing.assert_allclose(normalized[8].numpy(), [4 / 7, 0, 3 / 7], rtol=1e-6)
     # Units cancel: millimetres give the same result.
-    np.testing.assert_allclose(K.normalize_keypoints_3d(kp * 1000)[0].numpy(), normalized.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(normalization.normalize_keypoints_3d(kp * 1000)[0].numpy(), normalized.numpy(), rtol=1e-5)
 
 
 def test_normalize_3d_batched_graph_and_errors():
     rng = np.random.default_rng(8)
     kp = rng.normal(size=(4, 17, 3)).astype(np.float32)
-    fn = tf.function(K.normalize_keypoints_3d, input_signature=[tf.TensorSpec([None, 17, 3], tf.float32)])
+    fn = tf.function(normalization.normalize_keypoints_3d, input_signature=[tf.TensorSpec([None, 17, 3], tf.float32)])
     normalized, offset, scale = fn(kp)
     assert normalized.shape == (4, 17, 3) and offset.shape == (4, 1, 3) and scale.shape == (4, 1, 1)
     for i in range(4):
         s = np.linalg.norm(kp[i, 0] - kp[i, 7]) + np.linalg.norm(kp[i, 7] - kp[i, 8])
         np.testing.assert_allclose(normalized[i].numpy(), (kp[i] - kp[i, 0]) / s, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match=r"keypoints_h36m17.*\(4, 13, 3\)"):
-        K.normalize_keypoints_3d(np.zeros((4, 13, 3)))
+        normalization.normalize_keypoints_3d(np.zeros((4, 13, 3)))
     bad = kp.copy()
     bad[0, 3, 0] = np.nan
     with pytest.raises(ValueError, match=r"keypoints_h36m17.*non-finite"):
-        K.normalize_keypoints_3d(bad)
+        normalization.normalize_keypoints_3d(bad)
     with pytest.raises(tf.errors.InvalidArgumentError, match="NaN"):
         fn(bad)
 
 
 def test_importing_module_does_not_import_tensorflow():
     # cv_mim/data readers are numpy-only and import the layout constants from here.
-    code = "import sys, cv_mim.keypoints; sys.exit('tensorflow' in sys.modules)"
+    code = "import sys, cv_mim.keypoints.profiles; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

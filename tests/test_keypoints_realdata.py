@@ -13,7 +13,8 @@ All skip cleanly when ../shared/realdata is absent (``realdata_dir`` fixture).
 import numpy as np
 import pytest
 
-from cv_mim import keypoints as K
+from cv_mim.keypoints import normalization
+from cv_mim.keypoints import profiles
 
 scipy_io = pytest.importorskip("scipy.io")
 
@@ -39,7 +40,7 @@ def _penn_clips(realdata_dir):
 
 
 def _penn(name):
-    return K.PENN13_JOINT_NAMES.index(name)
+    return profiles.PENN13_JOINT_NAMES.index(name)
 
 
 def _fraction_left_has_larger_x(clips, view, part):
@@ -122,7 +123,7 @@ def test_penn_conversion_puts_canonical_left_shoulder_on_image_right_in_front_vi
     hits = total = 0
     for c in clips:
         kp = np.stack([c["x"], c["y"]], axis=-1)
-        kp13, mask13 = K.convert_keypoints(kp, "penn13", scores=c["vis"].astype(float))
+        kp13, mask13 = profiles.convert_keypoints(kp, "penn13", scores=c["vis"].astype(float))
         ok = (mask13[:, 1] > 0) & (mask13[:, 2] > 0)
         hits += int(np.sum(kp13[ok, 1, 0] > kp13[ok, 2, 0]))
         total += int(ok.sum())
@@ -140,7 +141,7 @@ def _h36m_3d(realdata_dir):
 
 def test_h36m32_sides_and_head_top(realdata_dir):
     p = _h36m_3d(realdata_dir)
-    names = K.H36M32_JOINT_NAMES
+    names = profiles.H36M32_JOINT_NAMES
     i = names.index
     forward = p[:, i("RToe")] - p[:, i("RFoot")]
     forward[:, 2] = 0.0
@@ -155,14 +156,14 @@ def test_h36m32_sides_and_head_top(realdata_dir):
     assert np.all(z[:, i("Head")] > z[:, i("Thorax")])
     dist = lambda a: np.linalg.norm(p[:, i(a)] - p[:, i("Thorax")], axis=-1)  # noqa: E731
     assert np.all(dist("Head") > dist("Neck/Nose"))
-    kp13, _ = K.convert_keypoints(p, "h36m32")
+    kp13, _ = profiles.convert_keypoints(p, "h36m32")
     np.testing.assert_array_equal(kp13[:, 0], p[:, 15].astype(np.float32))
 
 
 def test_h36m_normalisations_on_real_data(realdata_dir):
     p = _h36m_3d(realdata_dir)
-    p17 = p[:, list(K.H36M32_TO_H36M17)]
-    normalized, _, _ = K.normalize_keypoints_3d(p17)
+    p17 = p[:, list(profiles.H36M32_TO_H36M17)]
+    normalized, _, _ = normalization.normalize_keypoints_3d(p17)
     n = normalized.numpy()
     np.testing.assert_allclose(n[:, 0], 0.0, atol=1e-6)
     spine = np.linalg.norm(n[:, 7] - n[:, 0], axis=-1) + np.linalg.norm(n[:, 8] - n[:, 7], axis=-1)
@@ -176,14 +177,14 @@ def test_h36m_normalisations_on_real_data(realdata_dir):
         metadata = data["metadata"].item()
     # The file's own left/right symmetry lists agree with the H36M17 names.
     left, right = metadata["keypoints_symmetry"]
-    assert all(K.H36M17_JOINT_NAMES[j].startswith("L") for j in left)
-    assert all(K.H36M17_JOINT_NAMES[j].startswith("R") for j in right)
+    assert all(profiles.H36M17_JOINT_NAMES[j].startswith("L") for j in left)
+    assert all(profiles.H36M17_JOINT_NAMES[j].startswith("R") for j in right)
     views = next(iter(next(iter(positions.values())).values()))
-    kp13, mask13 = K.convert_keypoints(np.stack(views), "h36m17")  # (4, T, 13, 2)
-    normalized, _, _ = K.normalize_keypoints_2d(kp13, mask13)
+    kp13, mask13 = profiles.convert_keypoints(np.stack(views), "h36m17")  # (4, T, 13, 2)
+    normalized, _, _ = normalization.normalize_keypoints_2d(kp13, mask13)
     n = normalized.numpy()
     torso = np.stack(
-        [np.linalg.norm(n[..., a, :] - n[..., b, :], axis=-1) for a, b in K.TORSO_PAIRS], axis=-1
+        [np.linalg.norm(n[..., a, :] - n[..., b, :], axis=-1) for a, b in profiles.TORSO_PAIRS], axis=-1
     )
     np.testing.assert_allclose(torso.max(-1), 0.5, rtol=1e-5)
     np.testing.assert_allclose((n[..., 7, :] + n[..., 8, :]) / 2, 0.0, atol=1e-6)
@@ -194,7 +195,7 @@ def test_ntu_kinect_left_is_anatomical_left(realdata_dir):
     if not path.exists():
         pytest.skip(f"{path} not present")
     s = np.load(path, allow_pickle=True).item()["skel_body0"]  # (T, 25, 3) camera space, metres
-    i = K.NTU25_JOINT_NAMES.index
+    i = profiles.NTU25_JOINT_NAMES.index
     up = s[:, i("Head")] - s[:, i("SpineBase")]
     for side_a, side_b, foot, ankle in (
         ("HipLeft", "HipRight", "FootRight", "AnkleRight"),
@@ -204,5 +205,5 @@ def test_ntu_kinect_left_is_anatomical_left(realdata_dir):
         left_dir = np.cross(up, forward)  # Kinect camera space is right-handed
         dots = np.einsum("ij,ij->i", s[:, i(side_a)] - s[:, i(side_b)], left_dir)
         assert np.mean(dots > 0) > 0.9, (side_a, side_b)
-    kp13, _ = K.convert_keypoints(s, "ntu25")
+    kp13, _ = profiles.convert_keypoints(s, "ntu25")
     np.testing.assert_array_equal(kp13[:, 0], s[:, 3].astype(np.float32))

@@ -15,7 +15,7 @@ def _binary(name):
     if name.startswith("penn_view"):
         return ("cv_mim.view_classification", "cv_mim.view_classification",
                 ["--output_dir=/tmp/unused"])
-    return ("cv_mim.action_recognition", "cv_mim.action_recognition.__main__",
+    return ("cv_mim.action_recognition", "cv_mim.action_recognition",
             ["--output_dir=/tmp/unused"])
 
 

@@ -8,8 +8,9 @@ import math
 
 import numpy as np
 import pytest
+from scipy import integrate
+from scipy import stats
 import tensorflow as tf
-from scipy import integrate, stats
 
 from cv_mim import losses
 

@@ -6,8 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from cv_mim import keypoints
 from cv_mim.data import ntu_rgbd
+from cv_mim.data import ntu_skeleton
+from cv_mim.keypoints import profiles
 
 REAL_NAMES = ("S001C001P001R001A001", "S001C001P001R001A011", "S001C003P008R002A058",
               "S002C001P003R001A003", "S003C001P015R001A034", "S004C002P003R001A017")
@@ -18,7 +19,7 @@ CANONICAL_TO_KINECT = {
     "right_wrist": "WristRight", "left_hip": "HipLeft", "right_hip": "HipRight", "left_knee": "KneeLeft",
     "right_knee": "KneeRight", "left_ankle": "AnkleLeft", "right_ankle": "AnkleRight",
 }
-KINECT_INDEX = [keypoints.NTU25_JOINT_NAMES.index(CANONICAL_TO_KINECT[n]) for n in keypoints.JOINT_NAMES]
+KINECT_INDEX = [profiles.NTU25_JOINT_NAMES.index(CANONICAL_TO_KINECT[n]) for n in profiles.JOINT_NAMES]
 
 
 def _real_dir(realdata_dir):
@@ -54,7 +55,7 @@ def _body(rng, body_id, center, scale=0.05):
     joints[:, 11] = 2
     # 7 significant digits, like the files, so a write/read round trip is exact.
     joints[:, :11] = np.vectorize(lambda v: float("%.7g" % v))(joints[:, :11])
-    return ntu_rgbd.NtuBody(body_id=body_id, joints=joints, lean_x=0.25, lean_y=-0.125)
+    return ntu_skeleton.NtuBody(body_id=body_id, joints=joints, lean_x=0.25, lean_y=-0.125)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -65,7 +66,7 @@ def test_parse_real_files_against_independent_reader(realdata_dir):
     d = _real_dir(realdata_dir)
     for name in REAL_NAMES:
         path = d / f"{name}.skeleton"
-        skel = ntu_rgbd.read_skeleton(path)
+        skel = ntu_skeleton.read_skeleton(path)
         ref = _independent_parse(path)
         first_line = path.read_bytes().split(b"\r\n")[0]
         assert skel.name == name
@@ -74,7 +75,7 @@ def test_parse_real_files_against_independent_reader(realdata_dir):
             assert [b.body_id for b in frame] == [bid for bid, _ in ref_frame]
             for body, (_, joints) in zip(frame, ref_frame):
                 np.testing.assert_array_equal(body.joints, joints)
-    two = ntu_rgbd.read_skeleton(d / "S001C003P008R002A058.skeleton")
+    two = ntu_skeleton.read_skeleton(d / "S001C003P008R002A058.skeleton")
     assert two.num_frames == 70 and two.max_bodies == 2
     assert all(len(f) == 2 for f in two.frames)
     info = two.frames[0][0]
@@ -87,7 +88,7 @@ def test_body0_matches_ntu_authors_npy(realdata_dir):
     d = _real_dir(realdata_dir)
     ref = np.load(d / "S001C001P001R001A001.skeleton.npy", allow_pickle=True).item()
     assert ref["skel_body0"].shape == (103, 25, 3)
-    skel = ntu_rgbd.read_skeleton(d / "S001C001P001R001A001.skeleton")
+    skel = ntu_skeleton.read_skeleton(d / "S001C001P001R001A001.skeleton")
     assert [len(f) for f in skel.frames] == list(ref["nbodys"])
     tracks = ntu_rgbd.body_joints(skel)
     (track,) = tracks.values()
@@ -99,7 +100,7 @@ def test_rewrite_real_files_is_byte_identical(realdata_dir, tmp_path):
     d = _real_dir(realdata_dir)
     for name in REAL_NAMES:
         out = tmp_path / f"{name}.skeleton"
-        ntu_rgbd.write_skeleton(out, ntu_rgbd.read_skeleton(d / f"{name}.skeleton"))
+        ntu_skeleton.write_skeleton(out, ntu_skeleton.read_skeleton(d / f"{name}.skeleton"))
         assert out.read_bytes() == (d / f"{name}.skeleton").read_bytes(), name
 
 
@@ -107,7 +108,7 @@ def test_lf_line_endings_parse_the_same(realdata_dir, tmp_path):
     src = _real_dir(realdata_dir) / "S001C001P001R001A011.skeleton"
     lf = tmp_path / "S001C001P001R001A011.skeleton"
     lf.write_bytes(src.read_bytes().replace(b"\r\n", b"\n"))
-    a, b = ntu_rgbd.read_skeleton(src), ntu_rgbd.read_skeleton(lf)
+    a, b = ntu_skeleton.read_skeleton(src), ntu_skeleton.read_skeleton(lf)
     assert a.num_frames == b.num_frames
     for fa, fb in zip(a.frames, b.frames):
         for ba, bb in zip(fa, fb):
@@ -128,7 +129,7 @@ def test_main_actor_on_two_body_file(realdata_dir):
         xyz = np.stack(rows)[:, :, :3]
         energy[bid] = float(((xyz - xyz.mean(axis=0)) ** 2).mean(axis=0).sum())
     expected = max(energy, key=energy.get)
-    skel = ntu_rgbd.read_skeleton(skel_path)
+    skel = ntu_skeleton.read_skeleton(skel_path)
     assert ntu_rgbd.select_main_actor(skel) == expected
     for bid, tr in ntu_rgbd.body_joints(skel).items():
         assert ntu_rgbd.motion_energy(tr.joints[:, :, :3]) == pytest.approx(energy[bid], rel=1e-9)
@@ -181,9 +182,9 @@ def _lines(path):
 ])
 def test_malformed_skeletons_name_file_and_line(tmp_path, case, pattern):
     rng = np.random.default_rng(0)
-    skel = ntu_rgbd.NtuSkeleton(frames=[[_body(rng, 7, np.zeros(3))] for _ in range(3)])
+    skel = ntu_skeleton.NtuSkeleton(frames=[[_body(rng, 7, np.zeros(3))] for _ in range(3)])
     path = tmp_path / "S001C001P001R001A001.skeleton"
-    ntu_rgbd.write_skeleton(path, skel)
+    ntu_skeleton.write_skeleton(path, skel)
     lines = _lines(path)
     # Layout: line 1 frame count; frame t starts at line 2 + 28 t (body count), info, joint count, 25 rows.
     if case == "truncated":
@@ -215,13 +216,13 @@ def test_malformed_skeletons_name_file_and_line(tmp_path, case, pattern):
         text, bad_line = "\r\n".join(lines), 7
     path.write_bytes(text.encode())
     with pytest.raises(ValueError, match=pattern) as err:
-        ntu_rgbd.read_skeleton(path)
+        ntu_skeleton.read_skeleton(path)
     assert f"{path}:{bad_line}:" in str(err.value)
 
 
 def test_missing_file():
     with pytest.raises(FileNotFoundError):
-        ntu_rgbd.read_skeleton("/nonexistent/S001C001P001R001A001.skeleton")
+        ntu_skeleton.read_skeleton("/nonexistent/S001C001P001R001A001.skeleton")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -233,7 +234,7 @@ def test_format_kinect_float_by_hand():
              1036.233: "1036.233", -0.2059419: "-0.2059419", 12345678.0: "1.234568E+07",
              0.0001: "0.0001", float("nan"): "NaN", float("-inf"): "-Infinity"}
     for v, s in cases.items():
-        assert ntu_rgbd.format_kinect_float(v) == s
+        assert ntu_skeleton.format_kinect_float(v) == s
 
 
 def test_write_read_round_trip(tmp_path):
@@ -242,12 +243,12 @@ def test_write_read_round_trip(tmp_path):
               [_body(rng, 11, np.array([0, 0, 3.0])), _body(rng, 12, np.array([1, 0, 3.0]))]]
     frames[2][1].joints[3, 11] = 0
     frames[2][1].clipped_edges = 4
-    skel = ntu_rgbd.NtuSkeleton(frames=frames)
+    skel = ntu_skeleton.NtuSkeleton(frames=frames)
     path = tmp_path / "x" / "S001C001P001R001A001.skeleton"
-    ntu_rgbd.write_skeleton(path, skel)
+    ntu_skeleton.write_skeleton(path, skel)
     raw = path.read_bytes()
     assert raw.count(b"\r\n") == 1 + 3 + 3 * 27 and raw.endswith(b"\r\n") and b"\n\n" not in raw
-    back = ntu_rgbd.read_skeleton(path)
+    back = ntu_skeleton.read_skeleton(path)
     assert [len(f) for f in back.frames] == [0, 1, 2]
     for fa, fb in zip(frames, back.frames):
         for ba, bb in zip(fa, fb):
@@ -263,11 +264,11 @@ def test_writer_rejects_bad_bodies(tmp_path):
     body = _body(rng, 1, np.zeros(3))
     body.joints = body.joints[:24]
     with pytest.raises(ValueError, match="joints must have shape"):
-        ntu_rgbd.write_skeleton(tmp_path / "a.skeleton", ntu_rgbd.NtuSkeleton([[body]]))
+        ntu_skeleton.write_skeleton(tmp_path / "a.skeleton", ntu_skeleton.NtuSkeleton([[body]]))
     body = _body(rng, 1, np.zeros(3))
     body.hand_left_state = 1.5
     with pytest.raises(ValueError, match="hand_left_state"):
-        ntu_rgbd.write_skeleton(tmp_path / "a.skeleton", ntu_rgbd.NtuSkeleton([[body]]))
+        ntu_skeleton.write_skeleton(tmp_path / "a.skeleton", ntu_skeleton.NtuSkeleton([[body]]))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -312,7 +313,7 @@ def _write_take(directory, name, rng, t=20, extra=None, gap=None):
     for bid, frame_ids, amplitude in extra or ():
         for k in frame_ids:
             frames[k].append(_body(rng, bid, np.array([amplitude * (k % 2), 0, 3.0])))
-    ntu_rgbd.write_skeleton(os.path.join(directory, name + ".skeleton"), ntu_rgbd.NtuSkeleton(frames))
+    ntu_skeleton.write_skeleton(os.path.join(directory, name + ".skeleton"), ntu_skeleton.NtuSkeleton(frames))
 
 
 def test_main_actor_rule_on_synthetic_tracks(tmp_path):
@@ -320,24 +321,24 @@ def test_main_actor_rule_on_synthetic_tracks(tmp_path):
     # A short (5-frame) noise body moving a lot is ignored; a long, still second body loses to the actor.
     _write_take(tmp_path, "S001C001P001R001A001", rng,
                 extra=[(200, range(5), 5.0), (300, range(20), 0.0)])
-    skel = ntu_rgbd.read_skeleton(tmp_path / "S001C001P001R001A001.skeleton")
+    skel = ntu_skeleton.read_skeleton(tmp_path / "S001C001P001R001A001.skeleton")
     assert ntu_rgbd.select_main_actor(skel) == 100
     assert ntu_rgbd.select_main_actor(skel, min_track_frames=1) == 200
     # A long second body that moves more wins.
     _write_take(tmp_path, "S001C001P001R001A002", rng, extra=[(300, range(20), 1.0)])
-    assert ntu_rgbd.select_main_actor(ntu_rgbd.read_skeleton(tmp_path / "S001C001P001R001A002.skeleton")) == 300
+    assert ntu_rgbd.select_main_actor(ntu_skeleton.read_skeleton(tmp_path / "S001C001P001R001A002.skeleton")) == 300
 
 
 def test_main_actor_span_and_gaps(tmp_path):
     rng = np.random.default_rng(4)
     _write_take(tmp_path, "S001C001P001R001A001", rng, t=12, gap={0, 1, 5, 11})
-    skel = ntu_rgbd.read_skeleton(tmp_path / "S001C001P001R001A001.skeleton")
+    skel = ntu_skeleton.read_skeleton(tmp_path / "S001C001P001R001A001.skeleton")
     kp, mask, bid = ntu_rgbd.main_actor_keypoints_2d(skel)
     assert bid == 100 and kp.shape == (9, 13, 2)  # frames 2..10
     assert mask[3].sum() == 0 and np.all(kp[3] == 0)  # frame 5 = span index 3 is a gap
     assert mask.sum() == 8 * 13
     with pytest.raises(ValueError, match="no body"):
-        ntu_rgbd.main_actor_keypoints_2d(ntu_rgbd.NtuSkeleton([[], []], name="empty"))
+        ntu_rgbd.main_actor_keypoints_2d(ntu_skeleton.NtuSkeleton([[], []], name="empty"))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -351,7 +352,7 @@ def test_loader_synthetic_dir(tmp_path, caplog):
     for i, n in enumerate(names):
         _write_take(tmp_path, n, rng, t=10 + i)
     (tmp_path / "S003C001P001R001A002.skeleton").write_bytes(b"3\r\n1\r\n")  # truncated
-    ntu_rgbd.write_skeleton(tmp_path / "S003C001P001R001A004.skeleton", ntu_rgbd.NtuSkeleton([[], []]))  # no body
+    ntu_skeleton.write_skeleton(tmp_path / "S003C001P001R001A004.skeleton", ntu_skeleton.NtuSkeleton([[], []]))  # no body
     skip = tmp_path / "skip.txt"
     skip.write_text("# known bad\nS002C002P005R001A010\n\n")
     with pytest.raises(ValueError, match="S003C001P001R001A002.skeleton"):

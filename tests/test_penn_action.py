@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from cv_mim import keypoints
 from cv_mim.data import penn_action
+from cv_mim.keypoints import profiles
 
 REAL_KEYS = ("x", "y", "visibility", "action", "pose", "train", "nframes", "dimensions", "bbox")
 
@@ -106,8 +106,8 @@ def test_load_real_penn_action(realdata_dir):
     assert len(ds.class_names) == 14 and "strum_guitar" not in ds.class_names
     assert ds.keypoints.shape == (len(expected_ids), 332, 13, 2) and ds.mask.shape == (len(expected_ids), 332, 13)
     assert ds.keypoints.dtype == np.float32
-    penn_index = {n: i for i, n in enumerate(keypoints.PENN13_JOINT_NAMES)}
-    order = [penn_index[n] for n in keypoints.JOINT_NAMES]  # canonical joint -> Penn column, by name
+    penn_index = {n: i for i, n in enumerate(profiles.PENN13_JOINT_NAMES)}
+    order = [penn_index[n] for n in profiles.JOINT_NAMES]  # canonical joint -> Penn column, by name
     for i, cid in enumerate(ds.clip_ids):
         rec = info[cid]
         assert ds.class_names[ds.labels[i]] == rec["action"]
@@ -201,10 +201,10 @@ def test_loader_invisible_joints_flag(tmp_path):
     clip.visibility[:, 4] = 0
     clip.x[:, 4] = clip.y[:, 4] = 0.75  # parked
     penn_action.write_penn_mat(tmp_path / "0001.mat", clip)
-    col = {n: i for i, n in enumerate(keypoints.PENN13_JOINT_NAMES)}
-    canon = {n: i for i, n in enumerate(keypoints.JOINT_NAMES)}
-    c2, c4 = (canon[keypoints.PENN13_JOINT_NAMES[k]] for k in (2, 4))
-    assert col[keypoints.PENN13_JOINT_NAMES[2]] == 2
+    col = {n: i for i, n in enumerate(profiles.PENN13_JOINT_NAMES)}
+    canon = {n: i for i, n in enumerate(profiles.JOINT_NAMES)}
+    c2, c4 = (canon[profiles.PENN13_JOINT_NAMES[k]] for k in (2, 4))
+    assert col[profiles.PENN13_JOINT_NAMES[2]] == 2
     ds = penn_action.load_penn_action(tmp_path, num_frames=6)
     assert ds.mask[0, :, c2].all() and not ds.mask[0, :, c4].any()
     assert ds.mask[0].sum() == 6 * 12

@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cv_mim import algorithms
-from cv_mim import pretrain_lib
-from cv_mim import train_lib
+from cv_mim.algorithms import config as config_lib
+from cv_mim.keypoints import normalization
+from cv_mim.serving import export as export_lib
+from cv_mim.training import checkpoints
+from cv_mim.training import distribution
+from cv_mim.training import loop
+from cv_mim.training import sources
 
 TINY = pathlib.Path(__file__).resolve().parents[1] / "testdata" / "synthetic_tiny"
 H36M = TINY / "h36m"
@@ -19,12 +23,12 @@ H36M = TINY / "h36m"
 
 def _small_config(**kw):
     kw.setdefault("hidden_dim", 32)
-    return algorithms.ModelConfig(**kw)
+    return config_lib.ModelConfig(**kw)
 
 
 @pytest.fixture(scope="module")
 def source():
-    return pretrain_lib.load_pair_source("h36m", data_dir=str(H36M), subjects=("S1",))
+    return sources.load_pair_source("h36m", data_dir=str(H36M), subjects=("S1",))
 
 
 def _events(model_dir):
@@ -41,7 +45,7 @@ def _events(model_dir):
 
 def test_run_writes_checkpoint_events_flags_and_config(tmp_path, source):
     model_dir = str(tmp_path / "m")
-    summary = pretrain_lib.run(model_dir=model_dir, config=_small_config(), source=source,
+    summary = loop.run(model_dir=model_dir, config=_small_config(), source=source,
                                batch_size=16, num_steps=6, summary_every=2, checkpoint_every=3,
                                log_every=2, flags_record={"hello": "world"})
     assert summary["final_step"] == 6 and summary["steps_run"] == 6
@@ -49,7 +53,7 @@ def test_run_writes_checkpoint_events_flags_and_config(tmp_path, source):
     assert {"flags.json", "model_config.json", "checkpoint", "train_summary.json",
             "metrics.jsonl"} <= files
     assert json.load(open(os.path.join(model_dir, "flags.json"))) == {"hello": "world"}
-    config = pretrain_lib.load_model_config(model_dir)
+    config = checkpoints.load_model_config(model_dir)
     assert config == _small_config()
     assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-6")
     # The checkpoint's object names are part of the interface.
@@ -66,7 +70,7 @@ def test_run_writes_checkpoint_events_flags_and_config(tmp_path, source):
     assert [s for s, _ in tags["train/encoder/view_loss"]] == [2, 4, 6]
     assert tags["train/lr/encoder"][0][1] == pytest.approx(0.02)
     # The encoder rebuilds from model_config.json + checkpoint alone.
-    encoder, cfg, path, step = pretrain_lib.restore_encoder(model_dir)
+    encoder, cfg, path, step = checkpoints.restore_encoder(model_dir)
     assert step == 6 and cfg.hidden_dim == 32
     out = encoder(tf.zeros([2, 13, 2]), training=False)
     assert out["pose_embedding"].shape == (2, 32)
@@ -76,13 +80,13 @@ def test_keypoint_dropout_option_trains_and_rejects_bad_rates(tmp_path, source):
     losses = {}
     for rate in (0.0, 0.4):
         model_dir = str(tmp_path / f"m{rate}")
-        pretrain_lib.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,
+        loop.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,
                          num_steps=2, log_every=1, summary_every=1, keypoint_dropout_rate=rate)
         rows = [json.loads(l) for l in open(os.path.join(model_dir, "metrics.jsonl"))]
         losses[rate] = rows[0]["encoder/total_loss"]
     assert np.isfinite(losses[0.4]) and losses[0.4] != losses[0.0]  # other inputs, same seed
     with pytest.raises(ValueError, match="keypoint_dropout_rate must be in"):
-        pretrain_lib.run(model_dir=str(tmp_path / "bad"), config=_small_config(), source=source,
+        loop.run(model_dir=str(tmp_path / "bad"), config=_small_config(), source=source,
                          batch_size=16, num_steps=2, keypoint_dropout_rate=1.0)
 
 
@@ -92,18 +96,18 @@ def test_resume_continues_step_count_and_loss_curve(tmp_path, source):
     cfg = _small_config(dropout_rate=0.0)
     kwargs = dict(config=cfg, source=source, batch_size=16, num_steps=8, summary_every=1,
                   checkpoint_every=4, log_every=4, seed=3)
-    full = pretrain_lib.run(model_dir=straight, **kwargs)
+    full = loop.run(model_dir=straight, **kwargs)
     assert full["final_step"] == 8 and full["steps_run"] == 8
-    first = pretrain_lib.run(model_dir=split, stop_after=4, **kwargs)
+    first = loop.run(model_dir=split, stop_after=4, **kwargs)
     assert first["final_step"] == 4
-    second = pretrain_lib.run(model_dir=split, **kwargs)
+    second = loop.run(model_dir=split, **kwargs)
     assert second["start_step"] == 4 and second["final_step"] == 8
     a = _events(straight)["train/encoder/total_loss"]
     b = sorted(dict(_events(split)["train/encoder/total_loss"]).items())
     assert [s for s, _ in b] == list(range(1, 9))
     # The resumed run sees the same batches and seeds: the loss curve continues exactly.
     np.testing.assert_allclose([v for _, v in b], [v for _, v in sorted(a)], rtol=2e-4)
-    again = pretrain_lib.run(model_dir=split, **kwargs)
+    again = loop.run(model_dir=split, **kwargs)
     assert again["steps_run"] == 0
 
 
@@ -137,10 +141,10 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
 def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path, source, monkeypatch):
     model_dir = str(tmp_path / "nan")
     cfg = _small_config()
-    pretrain_lib.run(model_dir=model_dir, config=cfg, source=source, batch_size=16, num_steps=2,
+    loop.run(model_dir=model_dir, config=cfg, source=source, batch_size=16, num_steps=2,
                      checkpoint_every=1)
     # Inject a fault: the step's D loss turns NaN at the second step of the resumed run.
-    real_make = train_lib.make_train_step
+    real_make = distribution.make_train_step
 
     def faulty_make(*args, **kwargs):
         step_fn = real_make(*args, **kwargs)
@@ -154,19 +158,19 @@ def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path, source
             return out
         return step
 
-    monkeypatch.setattr(train_lib, "make_train_step", faulty_make)
-    with pytest.raises(pretrain_lib.NonFiniteLossError,
+    monkeypatch.setattr(distribution, "make_train_step", faulty_make)
+    with pytest.raises(loop.NonFiniteLossError,
                        match=r"loss discriminator/total_loss became nan at step 4 .*ckpt-2"):
-        pretrain_lib.run(model_dir=model_dir, config=cfg, source=source, batch_size=16,
+        loop.run(model_dir=model_dir, config=cfg, source=source, batch_size=16,
                          num_steps=50, checkpoint_every=1000)
     assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-2")
 
 
 def test_resume_uses_the_requested_learning_rate(tmp_path, source):
     model_dir = str(tmp_path / "lr")
-    pretrain_lib.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,
+    loop.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,
                      num_steps=1)
-    pretrain_lib.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,
+    loop.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,
                      num_steps=2, learning_rate=0.005, summary_every=1)
     lrs = dict(_events(model_dir)["train/lr/encoder"])
     assert lrs[2] == pytest.approx(0.005)
@@ -174,16 +178,16 @@ def test_resume_uses_the_requested_learning_rate(tmp_path, source):
 
 def test_init_checkpoint_and_config_mismatch(tmp_path, source):
     first = str(tmp_path / "first")
-    pretrain_lib.run(model_dir=first, config=_small_config(), source=source, batch_size=16,
+    loop.run(model_dir=first, config=_small_config(), source=source, batch_size=16,
                      num_steps=2)
-    enc_first, _, _, _ = pretrain_lib.restore_encoder(first)
+    enc_first, _, _, _ = checkpoints.restore_encoder(first)
     second = str(tmp_path / "second")
-    pretrain_lib.run(model_dir=second, config=_small_config(), source=source, batch_size=16,
+    loop.run(model_dir=second, config=_small_config(), source=source, batch_size=16,
                      num_steps=1, init_checkpoint=first, learning_rate=1e-9)
-    enc_second, _, _, _ = pretrain_lib.restore_encoder(second)
+    enc_second, _, _, _ = checkpoints.restore_encoder(second)
     np.testing.assert_allclose(enc_first.get_weights()[0], enc_second.get_weights()[0], atol=1e-5)
     with pytest.raises(ValueError, match="describes a different model"):
-        pretrain_lib.run(model_dir=first, config=_small_config(pose_dim=16, view_dim=16),
+        loop.run(model_dir=first, config=_small_config(pose_dim=16, view_dim=16),
                          source=source, batch_size=16, num_steps=3)
 
 
@@ -197,7 +201,7 @@ def test_bad_data_arguments(kwargs, error, match):
     args = dict(data_format="h36m")
     args.update(kwargs)
     with pytest.raises(error, match=match):
-        pretrain_lib.load_pair_source(**args)
+        sources.load_pair_source(**args)
 
 
 def test_corrupt_and_misshaped_files(tmp_path):
@@ -206,35 +210,33 @@ def test_corrupt_and_misshaped_files(tmp_path):
     shutil.copytree(H36M, d)
     (d / "data_3d_h36m.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="data_3d_h36m.npz"):
-        pretrain_lib.load_pair_source("h36m", data_dir=str(d), subjects=("S1",))
+        sources.load_pair_source("h36m", data_dir=str(d), subjects=("S1",))
     shutil.copy(H36M / "data_3d_h36m.npz", d / "data_3d_h36m.npz")
     cams = json.loads((d / "cameras.json").read_text())
     del cams["extrinsics"]["S1"][cams["camera_order"][1]]
     (d / "cameras.json").write_text(json.dumps(cams))
     with pytest.raises(ValueError, match=cams["camera_order"][1]):
-        pretrain_lib.load_pair_source("h36m", data_dir=str(d), subjects=("S1",))
+        sources.load_pair_source("h36m", data_dir=str(d), subjects=("S1",))
 
 
 @pytest.mark.parametrize("algorithm", ["autoencoder", "vae", "beta_vae", "infonce", "dim"])
 def test_baseline_checkpoints_export_like_cv_mim(tmp_path, source, algorithm):
-    from cv_mim import export_lib  # pylint: disable=import-outside-toplevel
     model_dir = str(tmp_path / algorithm)
-    pretrain_lib.run(model_dir=model_dir, config=_small_config(algorithm=algorithm),
+    loop.run(model_dir=model_dir, config=_small_config(algorithm=algorithm),
                      source=source, batch_size=16, num_steps=2)
-    encoder, cfg, _, step = pretrain_lib.restore_encoder(model_dir)
+    encoder, cfg, _, step = checkpoints.restore_encoder(model_dir)
     assert cfg.algorithm == algorithm and step == 2
     meta = export_lib.export(model_dir, str(tmp_path / f"{algorithm}_export"))
     assert meta["algorithm"] == algorithm
     loaded, _ = export_lib.load_export(str(tmp_path / f"{algorithm}_export"))
     kp = np.random.default_rng(0).normal(400, 50, (3, 13, 2)).astype(np.float32)
     out = loaded.signatures["serving_default"](keypoints_2d=tf.constant(kp))
-    ref = encoder(pretrain_lib_normalize(kp), training=False)["pose_embedding"].numpy()
+    ref = encoder(_normalize(kp), training=False)["pose_embedding"].numpy()
     np.testing.assert_allclose(out["pose_embedding"].numpy(), ref, atol=1e-5)
 
 
-def pretrain_lib_normalize(kp):
-    from cv_mim import keypoints  # pylint: disable=import-outside-toplevel
-    return keypoints.normalize_keypoints_2d(kp)[0]
+def _normalize(kp):
+    return normalization.normalize_keypoints_2d(kp)[0]
 
 
 @pytest.mark.slow
@@ -244,10 +246,10 @@ def test_mirrored_strategy_on_two_logical_devices(tmp_path):
         "import tensorflow as tf\n"
         "cpu = tf.config.list_physical_devices('CPU')[0]\n"
         "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()]*2)\n"
-        "from cv_mim import algorithms, pretrain_lib\n"
-        f"src = pretrain_lib.load_pair_source('h36m', data_dir={str(H36M)!r}, subjects=('S1',))\n"
-        f"s = pretrain_lib.run(model_dir={str(tmp_path / 'mirrored')!r},"
-        " config=algorithms.ModelConfig(hidden_dim=32), source=src, batch_size=16, num_steps=3,"
+        "from cv_mim.algorithms import config as config_lib\nfrom cv_mim.training import loop, sources\n"
+        f"src = sources.load_pair_source('h36m', data_dir={str(H36M)!r}, subjects=('S1',))\n"
+        f"s = loop.run(model_dir={str(tmp_path / 'mirrored')!r},"
+        " config=config_lib.ModelConfig(hidden_dim=32), source=src, batch_size=16, num_steps=3,"
         " strategy='mirrored', devices=['/cpu:0', '/cpu:1'])\n"
         "print('REPLICAS', s['replicas'], s['final_step'])\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

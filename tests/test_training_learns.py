@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cv_mim import algorithms
-from cv_mim import keypoints
-from cv_mim import pipelines
-from cv_mim import pretrain_lib
-from cv_mim import retrieval_lib
-from cv_mim import train_lib
+from cv_mim import pipeline
+from cv_mim.algorithms import config as config_lib
+from cv_mim.algorithms import registry
+from cv_mim.algorithms import step as step_lib
+from cv_mim.downstream import retrieval as retrieval_lib
+from cv_mim.keypoints import normalization
+from cv_mim.training import distribution
+from cv_mim.training import sources
 
 TINY = pathlib.Path(__file__).resolve().parents[1] / "testdata" / "synthetic_tiny" / "h36m"
 
@@ -35,19 +37,19 @@ def _retrieval(encoder, views, poses_3d):
 
 @pytest.mark.slow
 def test_short_cv_mim_run_learns_view_invariant_pose_embeddings():
-    source = pretrain_lib.load_pair_source("h36m", data_dir=str(TINY), subjects=("S1",))
-    views = [keypoints.normalize_keypoints_2d(source.keypoints_2d[:, c])[0].numpy()
+    source = sources.load_pair_source("h36m", data_dir=str(TINY), subjects=("S1",))
+    views = [normalization.normalize_keypoints_2d(source.keypoints_2d[:, c])[0].numpy()
              for c in range(source.num_cameras)]
     tf.keras.utils.set_random_seed(0)
-    alg = algorithms.get_algorithm(algorithms.ModelConfig(hidden_dim=128)).build()
-    opts = algorithms.create_optimizers(alg)
-    step = train_lib.make_train_step(tf.distribute.get_strategy(), alg, opts)
+    alg = registry.get_algorithm(config_lib.ModelConfig(hidden_dim=128)).build()
+    opts = step_lib.create_optimizers(alg)
+    step = distribution.make_train_step(tf.distribute.get_strategy(), alg, opts)
     untrained = _retrieval(alg.encoder, views, source.keypoints_3d)
     raw = _retrieval(None, views, source.keypoints_3d)
     mi = []
-    data = pipelines.make_pair_dataset(source, batch_size=64, seed=0, num_batches=600)
+    data = pipeline.make_pair_dataset(source, batch_size=64, seed=0, num_batches=600)
     for i, (a, p) in enumerate(data):
-        out = step(a, p, train_lib.step_seed(0, i))
+        out = step(a, p, distribution.step_seed(0, i))
         mi.append(float(out["metrics"]["cross_view_mi"]))
     trained = _retrieval(alg.encoder, views, source.keypoints_3d)
     first, last = np.mean(mi[:20]), np.mean(mi[-20:])

@@ -23,8 +23,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from cv_mim import cameras as cameras_lib
-from cv_mim import keypoints as keypoints_lib
+from cv_mim.keypoints import cameras as cameras_mod
+from cv_mim.keypoints import profiles
 
 NUM_JOINTS_3D = 32
 NUM_JOINTS_2D = 17
@@ -357,7 +357,7 @@ def load_multiview(data_3d_path, cameras_path, data_2d_path=None,
         raise ValueError(f"frame_stride must be a positive integer, got {frame_stride!r}")
     data_3d_path = os.fspath(data_3d_path)
     positions_3d = load_positions_3d(data_3d_path, unit=unit)
-    rig = cameras_lib.load_h36m_cameras(cameras_path)
+    rig = cameras_mod.load_h36m_cameras(cameras_path)
     camera_order = rig.camera_order
     if subjects is None:
         subjects = list(positions_3d)
@@ -433,16 +433,16 @@ def load_multiview(data_3d_path, cameras_path, data_2d_path=None,
     for subject, action, pose_3d, cams_2d in plan:
         keep = np.arange(0, pose_3d.shape[0], frame_stride)
         rows = slice(row, row + keep.size)
-        pose_17 = pose_3d[keep][:, list(keypoints_lib.H36M32_TO_H36M17)]
+        pose_17 = pose_3d[keep][:, list(profiles.H36M32_TO_H36M17)]
         keypoints_3d[rows] = pose_17
         for index, camera in enumerate(rig.cameras(subject)):
             if cams_2d is None:
-                pixels = cameras_lib.project_world_to_pixels(pose_17, camera, units="m", distort=distort)
+                pixels = cameras_mod.project_world_to_pixels(pose_17, camera, units="m", distort=distort)
                 source_layout = "h36m17"
             else:
                 pixels = cams_2d[index][keep]
                 source_layout = layout
-            kp13, _ = keypoints_lib.convert_keypoints(np.asarray(pixels, np.float32), source_layout)
+            kp13, _ = profiles.convert_keypoints(np.asarray(pixels, np.float32), source_layout)
             keypoints_2d[rows, index] = kp13
         subject_col[rows] = subject
         action_col[rows] = action

@@ -51,12 +51,12 @@ from typing import Iterable, Sequence
 import numpy as np
 import scipy.io
 
-from cv_mim import keypoints as keypoints_lib
 from cv_mim.data.clips import LabelledClips
+from cv_mim.keypoints import profiles
 
 logger = logging.getLogger(__name__)
 
-PENN_JOINT_ORDER = keypoints_lib.PENN13_JOINT_NAMES
+PENN_JOINT_ORDER = profiles.PENN13_JOINT_NAMES
 NUM_PENN_JOINTS = 13
 # View names in the label files' ``pose`` field; view labels are indices into this tuple.
 PENN_VIEWS = ("front", "back", "left", "right")
@@ -585,10 +585,10 @@ def load_penn_action(labels_dir, *, skip_malformed: bool = False, drop_actions: 
 
     class_names = tuple(sorted({c.action for c in clips}))
     n = len(clips)
-    kp_out = np.zeros((n, int(num_frames), keypoints_lib.NUM_JOINTS, 2), np.float32)
-    mask_out = np.zeros((n, int(num_frames), keypoints_lib.NUM_JOINTS), np.float32)
+    kp_out = np.zeros((n, int(num_frames), profiles.NUM_JOINTS, 2), np.float32)
+    mask_out = np.zeros((n, int(num_frames), profiles.NUM_JOINTS), np.float32)
     for i, clip in enumerate(clips):
-        kp13, m13 = keypoints_lib.convert_keypoints(clip.keypoints(), "penn13",
+        kp13, m13 = profiles.convert_keypoints(clip.keypoints(), "penn13",
                                                     scores=joint_mask(clip, invisible_joints))
         kp_out[i], mask_out[i] = resample_sequence(kp13, m13, int(num_frames))
     return PennDataset(

@@ -15,7 +15,11 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
-from cv_mim import algorithms, train_lib  # noqa: E402
+from cv_mim.algorithms import config as config_lib
+from cv_mim.algorithms import registry
+from cv_mim.algorithms import step as step_lib
+from cv_mim.training import distribution
+from cv_mim.training import summaries
 
 GLOBAL_BATCH = 16
 NUM_STEPS = 3
@@ -34,22 +38,22 @@ def batches():
 
 def run(devices, initial_weights=None):
     strategy = tf.distribute.MirroredStrategy(devices)
-    config = algorithms.ModelConfig(hidden_dim=64, dropout_rate=0.0, loss_weighting=loss_weighting)
+    config = config_lib.ModelConfig(hidden_dim=64, dropout_rate=0.0, loss_weighting=loss_weighting)
     with strategy.scope():
         tf.keras.utils.set_random_seed(0)
-        alg = algorithms.get_algorithm(config).build()
+        alg = registry.get_algorithm(config).build()
         if initial_weights is not None:
             for name, net in alg.networks.items():
                 net.set_weights(initial_weights[name])
         weights0 = {name: net.get_weights() for name, net in alg.networks.items()}
-        opts = algorithms.create_optimizers(alg)
-    step = train_lib.make_train_step(strategy, alg, opts)
+        opts = step_lib.create_optimizers(alg)
+    step = distribution.make_train_step(strategy, alg, opts)
     history = []
     for i, (anchor, positive) in enumerate(batches()):
         ds = tf.data.Dataset.from_tensors((anchor, positive))
         a, p = next(iter(strategy.experimental_distribute_dataset(ds)))
-        losses = step(a, p, train_lib.step_seed(0, i))
-        history.append({k: float(v) for k, v in train_lib.flatten_losses(losses).items()})
+        losses = step(a, p, distribution.step_seed(0, i))
+        history.append({k: float(v) for k, v in summaries.flatten_losses(losses).items()})
     weights = {name: net.get_weights() for name, net in alg.networks.items()}
     return weights0, history, weights, strategy.num_replicas_in_sync
 

@@ -1,0 +1,129 @@
+r"""Action recognition on Penn Action / NTU RGB+D with raw 2D poses or an export's embeddings.
+
+    python -m cv_mim.action_recognition --embeddings=runs/penn_embeddings.npz \
+        --setting=single_shot --output_dir=runs/ar/penn_single_shot
+    python -m cv_mim.action_recognition --export_dir=runs/cv_mim/export --dataset=penn_action \
+        --input=DATA/penn_action/labels --setting=full --output_dir=runs/ar/penn_full
+
+With --export_dir the dataset is first embedded by the same library function as ``cv_mim.embed``
+(written to output_dir/embeddings.npz). Protocols: cv_mim/action_recognition/protocols.py.
+"""
+
+import os
+
+from absl import app
+from absl import flags
+
+from cv_mim import cli
+from cv_mim.downstream import action_recognition as action_lib
+from cv_mim.serving import embed as embed_lib
+
+FLAGS = flags.FLAGS
+
+
+flags.DEFINE_string("embeddings", None, "A cv_mim.embed output (.npz).")
+
+
+flags.DEFINE_string("export_dir", None, "Shortcut: embed --input with this export first.")
+
+
+flags.DEFINE_enum("dataset", None, ["penn_action", "ntu_rgbd"], "Dataset of --input (with "
+                  "--export_dir).")
+
+
+flags.DEFINE_string("input", None, "Dataset path (with --export_dir).")
+
+
+flags.DEFINE_string("skip_list", None, "NTU: names of samples to skip (with --export_dir).")
+
+
+flags.DEFINE_bool("skip_malformed", False, "With --export_dir: skip malformed files (counted in the "
+                  "log) instead of stopping.")
+
+
+cli.define_invisible_joints_flag("With --export_dir: ")
+
+
+flags.DEFINE_string("output_dir", None, "Results directory.")
+
+
+flags.DEFINE_enum("setting", "single_shot", action_lib.SETTINGS, "Protocol.")
+
+
+flags.DEFINE_enum("features", "embedding", action_lib.FEATURE_CHOICES,
+                  "embedding: pose embedding (paper); raw: normalised 2D keypoints.")
+
+
+flags.DEFINE_string("train_view", None, "single_shot: one training view (Penn: left/right/front/"
+                    "back; NTU: C1R1..C3R2); default: every view in turn.")
+
+
+flags.DEFINE_float("fraction", None, "limited: fraction of training clips.")
+
+
+flags.DEFINE_enum("benchmark", "cross_subject", action_lib.BENCHMARKS, "NTU full/limited split.")
+
+
+flags.DEFINE_enum("classifier", None, ["temporal_convnet", "resnet1d", "res_tcn"],
+                  "Default: temporal_convnet (Penn, Table 6), resnet1d (NTU, Table 7).")
+
+
+flags.DEFINE_integer("steps", 2000, "Training steps (paper: 1e6).")
+
+
+flags.DEFINE_integer("batch_size", 64, "Batch size (paper: 64).")
+
+
+flags.DEFINE_float("learning_rate", None, "Adam learning rate (paper: 1e-5 Penn, 1e-3 NTU; "
+                   "CPU default 1e-3).")
+
+
+flags.DEFINE_list("seeds", ["0"], "One run per seed; mean ± std over runs.")
+
+
+flags.DEFINE_enum("flip_mode", "none", action_lib.FLIP_MODES,
+                  "Penn horizontal flip: keep (mirror, keep labels) or swap (mirror, swap L/R).")
+
+
+flags.DEFINE_bool("restrict_to_seen_classes", False,
+                  "Evaluate only classes present in the training split (documented deviation).")
+
+
+flags.DEFINE_string("method", None, "Row name in the tables.")
+
+
+flags.mark_flag_as_required("output_dir")
+
+
+@cli.friendly_errors
+def main(argv):
+    cli.start(argv)
+    embeddings = FLAGS.embeddings
+    if FLAGS.export_dir:
+        if embeddings:
+            raise app.UsageError("give either --embeddings or --export_dir, not both")
+        if not FLAGS.dataset or not FLAGS.input:
+            raise app.UsageError("--export_dir needs --dataset and --input")
+        flips = ("keep", "swap") if FLAGS.dataset == "penn_action" else ()
+        kwargs = {"skip_malformed": FLAGS.skip_malformed}
+        if FLAGS.dataset == "ntu_rgbd":
+            kwargs["skip_list"] = FLAGS.skip_list
+        if FLAGS.dataset == "penn_action":
+            kwargs["invisible_joints"] = FLAGS.invisible_joints
+        embeddings = embed_lib.embed_dataset(
+            FLAGS.export_dir, FLAGS.dataset, FLAGS.input,
+            os.path.join(FLAGS.output_dir, "embeddings.npz"), flip_modes=flips, **kwargs)
+    if not embeddings:
+        raise app.UsageError("give --embeddings (from cv_mim.embed) or --export_dir")
+    seeds = cli.parse_seeds(FLAGS.seeds)
+    action_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir, setting=FLAGS.setting,
+                  features=FLAGS.features, train_view=FLAGS.train_view, fraction=FLAGS.fraction,
+                  benchmark=FLAGS.benchmark, classifier=FLAGS.classifier, steps=FLAGS.steps,
+                  batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, seeds=seeds,
+                  flip_mode=FLAGS.flip_mode,
+                  restrict_to_seen_classes=FLAGS.restrict_to_seen_classes, method=FLAGS.method)
+    print(open(os.path.join(FLAGS.output_dir, "table.md"), encoding="utf-8").read())
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,80 @@
+"""cv_mim.serving.embedding_file (split from cv_mim.embed_lib)."""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+FORMAT = "cv_mim.embeddings/1"
+
+
+FEATURES = ("pose_embedding", "view_embedding", "normalized_keypoints")
+
+
+@dataclasses.dataclass
+class EmbeddingFile:
+    """A loaded ``cv_mim.embeddings/1`` file."""
+
+    arrays: dict
+    metadata: dict
+
+    @property
+    def num_clips(self):
+        return len(self.arrays["clip_ids"])
+
+    @property
+    def class_names(self):
+        return tuple(str(c) for c in self.arrays["class_names"])
+
+    def __getitem__(self, key):
+        return self.arrays[key]
+
+    def has(self, key):
+        return key in self.arrays
+
+    def clip_features(self, feature, flip=None, clips=None):
+        """Per-clip features [C, T, D] (all clips must have the same length; they do for Penn
+        Action (332) and NTU (300)). ``feature`` is one of ``FEATURES``; ``normalized_keypoints`` is
+        flattened to 26-d; ``flip`` selects a mirrored variant."""
+        if feature not in FEATURES:
+            raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
+        key = feature if flip is None else f"{feature}_flip_{flip}"
+        if key not in self.arrays:
+            raise ValueError(f"the embedding file has no {key!r} (flip modes present: "
+                             f"{self.metadata.get('flip_modes')}); re-run cv_mim.embed with "
+                             f"--flip_modes={flip}")
+        offsets = self.arrays["clip_offsets"]
+        lengths = np.diff(offsets)
+        idx = np.arange(self.num_clips) if clips is None else np.asarray(clips)
+        if len(set(lengths[idx].tolist())) > 1:
+            raise ValueError(f"clips have different lengths {sorted(set(lengths.tolist()))[:5]}; "
+                             "resample them to a fixed length first")
+        data = self.arrays[key]
+        t = int(lengths[idx[0]]) if len(idx) else 0
+        frames = (offsets[idx][:, None] + np.arange(t)[None]).reshape(-1)
+        out = data[frames].reshape(len(idx), t, -1)
+        return out.astype(np.float32)
+
+
+def load_embeddings(path) -> EmbeddingFile:
+    """Loads and checks a ``cv_mim.embeddings/1`` file (clear errors naming the file)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"embedding file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as err:  # pylint: disable=broad-except
+        raise ValueError(f"{path}: not a readable .npz embedding file ({err})") from None
+    missing = [k for k in ("pose_embedding", "view_embedding", "normalized_keypoints",
+                           "clip_offsets", "clip_ids", "labels", "class_names", "metadata")
+               if k not in arrays]
+    if missing:
+        raise ValueError(f"{path}: not a cv_mim.embeddings file (missing keys {missing})")
+    metadata = json.loads(str(arrays.pop("metadata")))
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path}: format {metadata.get('format')!r}, expected {FORMAT!r}")
+    offsets = arrays["clip_offsets"]
+    if offsets[-1] != len(arrays["pose_embedding"]) or len(offsets) != len(arrays["clip_ids"]) + 1:
+        raise ValueError(f"{path}: clip_offsets do not match the frame arrays")
+    return EmbeddingFile(arrays=arrays, metadata=metadata)

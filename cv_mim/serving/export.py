@@ -1,0 +1,165 @@
+"""SavedModel export of a pretrained encoder: raw 2D keypoints in, pose and view embeddings out.
+
+The SavedModel is self-contained: loading it needs TensorFlow only (no import of this package).
+Normalisation (:func:`cv_mim.keypoints.normalize_keypoints_2d`, the one used in training) happens inside.
+
+Signatures (every one returns ``pose_embedding`` [N, P], ``view_embedding`` [N, V] and
+``normalized_keypoints`` [N, 13, 2] float32):
+
+=========================  ==========================================================================
+``serving_default``        ``keypoints_2d`` float32 [N, 13, 2], pixels (x, y), canonical 13-joint order
+``embed_with_scores``      ``keypoints_2d`` [N, 13, 2] and ``keypoint_scores`` [N, 13]; a joint with
+                           score <= ``min_keypoint_score`` (recorded in the metadata) is missing
+``embed_coco17``           ``keypoints_2d`` [N, 17, 2] COCO order and ``keypoint_scores`` [N, 17]
+``embed_h36m17``           ``keypoints_2d`` [N, 17, 2] Human3.6M 17-joint (VideoPose3D) order
+=========================  ==========================================================================
+
+Missing joints — and, inside the graph, joints with non-finite coordinates — are excluded from the
+normalisation statistics and fed to the encoder at the origin (the project's one missing-joint rule).
+The export also carries ``metadata()`` (a JSON string: algorithm, checkpoint step, model config,
+flags of the pretraining run) and writes the same JSON to ``<export_dir>/cv_mim_export.json``.
+"""
+
+import datetime
+import json
+import logging
+import os
+import shutil
+import uuid
+
+import tensorflow as tf
+
+from cv_mim.keypoints import normalization
+from cv_mim.keypoints import profiles
+from cv_mim.training import checkpoints
+
+log = logging.getLogger("cv_mim.export")
+
+
+METADATA_FILE = "cv_mim_export.json"
+
+
+SIGNATURES = ("serving_default", "embed_with_scores", "embed_coco17", "embed_h36m17")
+
+
+class EmbeddingModule(tf.Module):
+    """tf.Module wrapping a frozen encoder (inference mode) with fixed signatures."""
+
+    def __init__(self, encoder, metadata: dict, min_keypoint_score: float = 0.0):
+        super().__init__(name="cv_mim_embedding")
+        self.encoder = encoder
+        self._metadata_json = json.dumps(metadata, sort_keys=True, default=str)
+        self._min_score = float(min_keypoint_score)
+        self._coco_index = tf.constant(profiles.LAYOUT_TO_CANONICAL["coco17"], tf.int32)
+        self._h36m_index = tf.constant(profiles.LAYOUT_TO_CANONICAL["h36m17"], tf.int32)
+
+    def _embed(self, kp13, mask13):
+        normalized, _, _ = normalization.normalize_keypoints_2d(kp13, mask13)
+        out = self.encoder(normalized, training=False)
+        return {"pose_embedding": out["pose_embedding"], "view_embedding": out["view_embedding"],
+                "normalized_keypoints": normalized}
+
+    @staticmethod
+    def _finite_mask(kp):
+        return tf.cast(tf.reduce_all(tf.math.is_finite(kp), axis=-1), tf.float32)
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, profiles.NUM_JOINTS, 2], tf.float32, name="keypoints_2d")])
+    def embed(self, keypoints_2d):
+        return self._embed(keypoints_2d, self._finite_mask(keypoints_2d))
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, profiles.NUM_JOINTS, 2], tf.float32, name="keypoints_2d"),
+        tf.TensorSpec([None, profiles.NUM_JOINTS], tf.float32, name="keypoint_scores")])
+    def embed_with_scores(self, keypoints_2d, keypoint_scores):
+        mask = tf.cast(keypoint_scores > self._min_score, tf.float32)
+        return self._embed(keypoints_2d, mask * self._finite_mask(keypoints_2d))
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, 17, 2], tf.float32, name="keypoints_2d"),
+        tf.TensorSpec([None, 17], tf.float32, name="keypoint_scores")])
+    def embed_coco17(self, keypoints_2d, keypoint_scores):
+        kp = tf.gather(keypoints_2d, self._coco_index, axis=1)
+        mask = tf.cast(tf.gather(keypoint_scores, self._coco_index, axis=1) > self._min_score,
+                       tf.float32)
+        return self._embed(kp, mask * self._finite_mask(kp))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 17, 2], tf.float32, name="keypoints_2d")])
+    def embed_h36m17(self, keypoints_2d):
+        kp = tf.gather(keypoints_2d, self._h36m_index, axis=1)
+        return self._embed(kp, self._finite_mask(kp))
+
+    @tf.function(input_signature=[])
+    def metadata(self):
+        return tf.constant(self._metadata_json)
+
+
+def build_metadata(model_dir, config, checkpoint_path, step, min_keypoint_score):
+    flags_path = os.path.join(model_dir, "flags.json")
+    flags_record = None
+    if tf.io.gfile.exists(flags_path):
+        with tf.io.gfile.GFile(flags_path) as f:
+            flags_record = json.load(f)
+    import dataclasses  # pylint: disable=import-outside-toplevel
+    return {
+        "format": "cv_mim.export/1",
+        "algorithm": config.algorithm,
+        "checkpoint": checkpoint_path,
+        "checkpoint_step": step,
+        "model_config": dataclasses.asdict(config),
+        "pretrain_flags": flags_record,
+        "min_keypoint_score": min_keypoint_score,
+        "signatures": list(SIGNATURES),
+        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    }
+
+
+def export(model_dir, export_dir, *, checkpoint=None, min_keypoint_score=0.0, overwrite=False):
+    """Exports the encoder of ``model_dir`` to a SavedModel at ``export_dir``, atomically.
+
+    The SavedModel is written to a temporary sibling directory and renamed into place only when
+    complete, so a crash never leaves a half-written directory at ``export_dir``.
+
+    Returns:
+      The metadata dict.
+    """
+    if tf.io.gfile.exists(export_dir) and not overwrite:
+        raise FileExistsError(f"export_dir {export_dir} exists; pass overwrite=True (--overwrite)")
+    encoder, config, path, step = checkpoints.restore_encoder(model_dir, checkpoint)
+    metadata = build_metadata(model_dir, config, path, step, min_keypoint_score)
+    module = EmbeddingModule(encoder, metadata, min_keypoint_score)
+    export_dir = os.path.abspath(export_dir)
+    parent = os.path.dirname(export_dir)
+    tf.io.gfile.makedirs(parent)
+    tmp = os.path.join(parent, f".{os.path.basename(export_dir)}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        signatures = {
+            "serving_default": module.embed,
+            "embed_with_scores": module.embed_with_scores,
+            "embed_coco17": module.embed_coco17,
+            "embed_h36m17": module.embed_h36m17,
+        }
+        tf.saved_model.save(module, tmp, signatures=signatures)
+        with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as f:
+            json.dump(metadata, f, indent=2, sort_keys=True, default=str)
+        if os.path.exists(export_dir):
+            old = f"{tmp}.old"
+            os.rename(export_dir, old)
+            os.rename(tmp, export_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, export_dir)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("exported %s (step %d) to %s", config.algorithm, step, export_dir)
+    return metadata
+
+
+def load_export(export_dir):
+    """Loads an export with TensorFlow; returns (loaded module, metadata dict)."""
+    if not tf.io.gfile.exists(os.path.join(export_dir, "saved_model.pb")):
+        raise FileNotFoundError(f"{export_dir} is not a SavedModel directory (no saved_model.pb)")
+    loaded = tf.saved_model.load(export_dir)
+    metadata = json.loads(loaded.metadata().numpy().decode("utf-8"))
+    return loaded, metadata
