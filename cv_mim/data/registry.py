@@ -1,4 +1,8 @@
-"""cv_mim.data.registry (split from cv_mim.embed_lib)."""
+"""The loader registry: ``--dataset`` name -> labelled clips of 2D keypoints (numpy only).
+
+:data:`DATASETS` is the one list of readers every binary offers; :func:`load_clips` returns a
+:class:`ClipSet` in the canonical 13-joint layout with a joint mask, clip boundaries and metadata.
+"""
 
 import dataclasses
 import os

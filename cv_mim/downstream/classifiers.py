@@ -30,6 +30,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import tensorflow as tf
 
+from cv_mim import checks
+
 keras = tf.keras
 
 
@@ -51,14 +53,6 @@ RES_TCN_UNITS = (
 )
 
 
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not hasattr(value, "__index__"):
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-    value = int(value)
-    if value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value}")
-    return value
-
 
 def _check_rate(value, name: str) -> float:
     try:
@@ -77,7 +71,7 @@ def _check_int_tuple(values, name: str) -> Tuple[int, ...]:
         raise ValueError(f"`{name}` must be a sequence of positive integers, got {values!r}") from None
     if not values:
         raise ValueError(f"`{name}` must not be empty")
-    return tuple(_check_positive_int(v, f"{name}[{i}]") for i, v in enumerate(values))
+    return tuple(checks.positive_int(v, f"{name}[{i}]") for i, v in enumerate(values))
 
 
 def _check_sequence_input(inputs, model_name: str):
@@ -125,8 +119,8 @@ class ResidualBlock1D(keras.layers.Layer):
 
     def __init__(self, filters=64, strides=1, dropout_rate=0.5, kernel_sizes=(7, 5, 3), **kwargs):
         super().__init__(**kwargs)
-        self.filters = _check_positive_int(filters, "filters")
-        self.strides = _check_positive_int(strides, "strides")
+        self.filters = checks.positive_int(filters, "filters")
+        self.strides = checks.positive_int(strides, "strides")
         self.dropout_rate = _check_rate(dropout_rate, "dropout_rate")
         self.kernel_sizes = _check_int_tuple(kernel_sizes, "kernel_sizes")
         if len(self.kernel_sizes) != 3:
@@ -179,9 +173,9 @@ class PreActivationUnit(keras.layers.Layer):
     def __init__(self, filters=64, kernel_size=8, strides=1, dropout_rate=0.5, kernel_regularizer=None,
                  **kwargs):
         super().__init__(**kwargs)
-        self.filters = _check_positive_int(filters, "filters")
-        self.kernel_size = _check_positive_int(kernel_size, "kernel_size")
-        self.strides = _check_positive_int(strides, "strides")
+        self.filters = checks.positive_int(filters, "filters")
+        self.kernel_size = checks.positive_int(kernel_size, "kernel_size")
+        self.strides = checks.positive_int(strides, "strides")
         self.dropout_rate = _check_rate(dropout_rate, "dropout_rate")
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bn = keras.layers.BatchNormalization(name="bn")
@@ -248,10 +242,10 @@ class TemporalConvNet(_SequenceClassifier):
     def __init__(self, num_classes, filters=(64, 128, 256), kernel_size=7, strides=2, dropout_rate=0.5,
                  **kwargs):
         super().__init__(**kwargs)
-        self.num_classes = _check_positive_int(num_classes, "num_classes")
+        self.num_classes = checks.positive_int(num_classes, "num_classes")
         self.filters = _check_int_tuple(filters, "filters")
-        self.kernel_size = _check_positive_int(kernel_size, "kernel_size")
-        self.strides = _check_positive_int(strides, "strides")
+        self.kernel_size = checks.positive_int(kernel_size, "kernel_size")
+        self.strides = checks.positive_int(strides, "strides")
         self.dropout_rate = _check_rate(dropout_rate, "dropout_rate")
         self.convs, self.bns, self.drops = [], [], []
         for i, f in enumerate(self.filters):
@@ -296,8 +290,8 @@ class ResNet1D(_SequenceClassifier):
     def __init__(self, num_classes, stem_filters=64, block_filters=(64, 128, 256), block_strides=(2, 2, 1),
                  dropout_rate=0.5, **kwargs):
         super().__init__(**kwargs)
-        self.num_classes = _check_positive_int(num_classes, "num_classes")
-        self.stem_filters = _check_positive_int(stem_filters, "stem_filters")
+        self.num_classes = checks.positive_int(num_classes, "num_classes")
+        self.stem_filters = checks.positive_int(stem_filters, "stem_filters")
         self.block_filters = _check_int_tuple(block_filters, "block_filters")
         self.block_strides = _check_int_tuple(block_strides, "block_strides")
         if len(self.block_filters) != len(self.block_strides):
@@ -357,8 +351,8 @@ class ResTCN(_SequenceClassifier):
     def __init__(self, num_classes, stem_filters=64, units=RES_TCN_UNITS, dropout_rate=0.5, l1=1e-4,
                  **kwargs):
         super().__init__(**kwargs)
-        self.num_classes = _check_positive_int(num_classes, "num_classes")
-        self.stem_filters = _check_positive_int(stem_filters, "stem_filters")
+        self.num_classes = checks.positive_int(num_classes, "num_classes")
+        self.stem_filters = checks.positive_int(stem_filters, "stem_filters")
         try:
             units = [tuple(u) for u in units]
         except TypeError:
@@ -446,9 +440,9 @@ def get_classifier(name: str, input_shape: Sequence[int], num_classes: int, drop
     if len(shape) != 2:
         raise ValueError(f"`input_shape` must be (frames, channels), got {input_shape!r}")
     frames, channels = shape
-    frames = None if frames is None else _check_positive_int(frames, "input_shape[0] (frames)")
-    channels = _check_positive_int(channels, "input_shape[1] (channels)")
-    num_classes = _check_positive_int(num_classes, "num_classes")
+    frames = None if frames is None else checks.positive_int(frames, "input_shape[0] (frames)")
+    channels = checks.positive_int(channels, "input_shape[1] (channels)")
+    num_classes = checks.positive_int(num_classes, "num_classes")
     if num_classes < 2:
         raise ValueError(f"`num_classes` must be at least 2, got {num_classes}")
     model = _CLASSES[key](num_classes=num_classes, dropout_rate=dropout_rate, name=key, **kwargs)

@@ -28,6 +28,8 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from cv_mim import checks
+from cv_mim import progress
 from cv_mim.downstream import classifiers
 
 keras = tf.keras
@@ -81,19 +83,6 @@ def _check_num_classes(num_classes) -> int:
     return int(num_classes)
 
 
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _format_seconds(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours:d}:{minutes:02d}:{secs:02d}"
 
 
 class _BatchSampler:
@@ -194,10 +183,10 @@ def train_classifier(
     features = _as_features(features, "features")
     num_clips, num_frames, feature_dim = features.shape
     labels = _as_labels(labels, "labels", num_classes, num_clips)
-    steps = _check_positive_int(steps, "steps")
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    log_every = _check_positive_int(log_every, "log_every")
-    eval_every = log_every if eval_every is None else _check_positive_int(eval_every, "eval_every")
+    steps = checks.positive_int(steps, "steps")
+    batch_size = checks.positive_int(batch_size, "batch_size")
+    log_every = checks.positive_int(log_every, "log_every")
+    eval_every = log_every if eval_every is None else checks.positive_int(eval_every, "eval_every")
     try:
         learning_rate = float(learning_rate)
     except (TypeError, ValueError):
@@ -307,7 +296,7 @@ def train_classifier(
             history["loss"].append(float(window.mean()))
             history["steps_per_second"].append(float(steps_per_second))
             logger.info("step %d/%d  loss %.4f  %.1f steps/s  ETA %s", step, steps, window.mean(),
-                        steps_per_second, _format_seconds(eta))
+                        steps_per_second, progress.format_duration(eta))
             window_start, window_first_step = now, step + 1
         if eval_fn is not None and (step % eval_every == 0 or step == steps):
             run_eval(step)
@@ -350,7 +339,7 @@ def predict_logits(model: keras.Model, features, batch_size: int = 256) -> np.nd
         float32 ``[N, K]`` logits.
     """
     features = _as_features(features, "features")
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_size = checks.positive_int(batch_size, "batch_size")
     num_clips, frames, dims = features.shape
     batch_size = min(batch_size, num_clips)
     predict = _predict_fn(model, batch_size, frames, dims)
@@ -499,7 +488,7 @@ def subsample_per_class(labels, fraction: float, seed: int, min_per_class: int =
         raise ValueError(f"`fraction` must be a float in (0, 1], got {fraction!r}") from None
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"`fraction` must be in (0, 1], got {fraction}")
-    min_per_class = _check_positive_int(min_per_class, "min_per_class")
+    min_per_class = checks.positive_int(min_per_class, "min_per_class")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}")
 
@@ -520,10 +509,18 @@ def subsample_per_class(labels, fraction: float, seed: int, min_per_class: int =
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
-def mean_std(values) -> Tuple[float, float]:
+def spread_note(num_runs: int) -> str:
+    """The caption that says what a table's "±" means (or that there is none)."""
+    if num_runs > 1:
+        return f"mean ± sample std over n = {num_runs} seeds"
+    return "n = 1 (one seed: no spread is estimated)"
+
+
+def mean_std(values) -> Tuple[float, Optional[float]]:
     """Mean and sample standard deviation (ddof = 1) of repeated-run results, e.g. top-1 over seeds.
 
-    A single value gives a standard deviation of 0.0 (no spread can be estimated from one run).
+    A single value gives a standard deviation of None: no spread can be estimated from one run, and
+    tables then print the mean with ``n = 1`` instead of a misleading "± 0.00".
 
     Raises:
         ValueError: empty input, not one-dimensional, or non-finite values.
@@ -535,5 +532,5 @@ def mean_std(values) -> Tuple[float, float]:
         raise ValueError("`values` is empty")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"`values` contains NaN or inf: {array.tolist()}")
-    std = float(np.std(array, ddof=1)) if array.size > 1 else 0.0
+    std = float(np.std(array, ddof=1)) if array.size > 1 else None
     return float(np.mean(array)), std
