@@ -20,7 +20,6 @@ All accuracies are FRACTIONS in [0, 1] (multiply by 100 for the paper's percenta
 """
 
 import logging
-import math
 import time
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 import weakref
@@ -187,38 +186,70 @@ def train_classifier(
     batch_size = checks.positive_int(batch_size, "batch_size")
     log_every = checks.positive_int(log_every, "log_every")
     eval_every = log_every if eval_every is None else checks.positive_int(eval_every, "eval_every")
-    try:
-        learning_rate = float(learning_rate)
-    except (TypeError, ValueError):
-        raise ValueError(f"`learning_rate` must be a positive float, got {learning_rate!r}") from None
-    if not (learning_rate > 0 and math.isfinite(learning_rate)):
-        raise ValueError(f"`learning_rate` must be a positive float, got {learning_rate!r}")
+    learning_rate = checks.positive_float(learning_rate, "learning_rate")
     if sampling not in SAMPLING_MODES:
         raise ValueError(f"`sampling` must be one of {SAMPLING_MODES}, got {sampling!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
-    if alternate_features is not None:
-        alternate_features = _as_features(alternate_features, "alternate_features")
-        if alternate_features.shape != features.shape:
-            raise ValueError(f"`alternate_features` must have the shape of `features` {features.shape}, "
-                             f"got {alternate_features.shape}")
-        try:
-            alternate_probability = float(alternate_probability)
-        except (TypeError, ValueError):
-            raise ValueError("`alternate_probability` must be a float in [0, 1], got "
-                             f"{alternate_probability!r}") from None
-        if not 0.0 <= alternate_probability <= 1.0:
-            raise ValueError(f"`alternate_probability` must be in [0, 1], got {alternate_probability}")
-        alternate_labels = (labels if alternate_labels is None else
-                            _as_labels(alternate_labels, "alternate_labels", num_classes, num_clips))
-    elif alternate_labels is not None:
-        raise ValueError("`alternate_labels` given without `alternate_features`")
+    seed = checks.non_negative_int(seed, "seed")
+    alternate = _check_alternates(features, labels, num_classes, alternate_features,
+                                  alternate_probability, alternate_labels)
 
     keras.utils.set_random_seed(seed)
+    model = _build_classifier(classifier, num_frames, feature_dim, num_classes, dropout_rate,
+                              model_kwargs)
+    train_step = _make_train_step(model, learning_rate, batch_size, num_frames, feature_dim)
+    rng = np.random.default_rng(seed)
+    batches = _Batches(features, labels, alternate, _BatchSampler(num_clips, batch_size, rng, sampling),
+                       rng)
+    log = _TrainingLog(steps)
+
+    def run_eval(step):
+        result = dict(eval_fn(model))
+        log.history["eval"].append({"step": step, **result})
+        logger.info("eval at step %d: %s", step, ", ".join(
+            f"{k}={v:.4f}" if isinstance(v, (float, np.floating)) else f"{k}={v}"
+            for k, v in result.items()))
+
+    for step in range(1, steps + 1):
+        indices, x, y, use_alternate = batches.next()
+        if on_batch is not None:
+            on_batch(step, indices.copy(), use_alternate.copy())
+        log.pending.append(train_step(tf.constant(x), tf.constant(y.astype(np.int32))))
+        if step % log_every == 0 or step == steps:
+            log.close_window(step)
+        if eval_fn is not None and (step % eval_every == 0 or step == steps):
+            run_eval(step)
+    return model, log.finish(batches.alternate_fraction())
+
+
+def _check_alternates(features, labels, num_classes, alternate_features, alternate_probability,
+                      alternate_labels):
+    """(alternate features, probability, alternate labels) checked, or None without alternates."""
+    if alternate_features is None:
+        if alternate_labels is not None:
+            raise ValueError("`alternate_labels` given without `alternate_features`")
+        return None
+    alternate_features = _as_features(alternate_features, "alternate_features")
+    if alternate_features.shape != features.shape:
+        raise ValueError(f"`alternate_features` must have the shape of `features` {features.shape}, "
+                         f"got {alternate_features.shape}")
+    try:
+        alternate_probability = float(alternate_probability)
+    except (TypeError, ValueError):
+        raise ValueError("`alternate_probability` must be a float in [0, 1], got "
+                         f"{alternate_probability!r}") from None
+    if not 0.0 <= alternate_probability <= 1.0:
+        raise ValueError(f"`alternate_probability` must be in [0, 1], got {alternate_probability}")
+    alternate_labels = (labels if alternate_labels is None else
+                        _as_labels(alternate_labels, "alternate_labels", num_classes,
+                                   features.shape[0]))
+    return alternate_features, alternate_probability, alternate_labels
+
+
+def _build_classifier(classifier, num_frames, feature_dim, num_classes, dropout_rate, model_kwargs):
+    """The classifier by name (built) or the given Keras model, checked to output [B, K] logits."""
     if isinstance(classifier, str):
         model = classifiers.get_classifier(classifier, (num_frames, feature_dim), num_classes,
-                                          dropout_rate=dropout_rate, **dict(model_kwargs or {}))
+                                           dropout_rate=dropout_rate, **dict(model_kwargs or {}))
     elif isinstance(classifier, keras.Model):
         if model_kwargs:
             raise ValueError("`model_kwargs` only applies to a classifier given by name")
@@ -230,7 +261,11 @@ def train_classifier(
     if tuple(probe.shape) != (1, num_classes):
         raise ValueError(f"the classifier maps [1, {num_frames}, {feature_dim}] to {tuple(probe.shape)}, "
                          f"expected (1, {num_classes}) logits")
+    return model
 
+
+def _make_train_step(model, learning_rate, batch_size, num_frames, feature_dim):
+    """One Adam step on mean cross-entropy + ``sum(model.losses)``, compiled for the batch shape."""
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
     # Create the slots outside the tf.function (variables must not be created while tracing twice).
     optimizer.build(model.trainable_variables)
@@ -250,62 +285,72 @@ def train_classifier(
         optimizer.apply_gradients(zip(gradients, variables))
         return loss
 
-    rng = np.random.default_rng(seed)
-    sampler = _BatchSampler(num_clips, batch_size, rng, sampling)
-    history: Dict[str, object] = {"step": [], "loss": [], "steps_per_second": [], "eval": []}
-    losses = np.zeros((steps,), np.float32)
-    pending = []  # loss tensors since the last log (read back only at log points: no per-step sync)
-    num_alternate = 0
-    start = window_start = time.perf_counter()
-    window_first_step = 1
+    return train_step
 
-    def run_eval(step):
-        result = dict(eval_fn(model))
-        history["eval"].append({"step": step, **result})
-        logger.info("eval at step %d: %s", step, ", ".join(
-            f"{k}={v:.4f}" if isinstance(v, (float, np.floating)) else f"{k}={v}"
-            for k, v in result.items()))
 
-    for step in range(1, steps + 1):
-        indices = sampler.next()
-        x = features[indices]
-        y = labels[indices]
-        if alternate_features is not None:
-            use_alternate = rng.random(batch_size) < alternate_probability
+class _Batches:
+    """Draws (indices, x, y, used_alternate) batches: clips from the sampler, then each example's
+    alternate version with the given probability (the same rng, in this order: reproducible)."""
+
+    def __init__(self, features, labels, alternate, sampler, rng):
+        self.features, self.labels, self.alternate = features, labels, alternate
+        self.sampler, self.rng = sampler, rng
+        self.num_alternate = 0
+        self.num_drawn = 0
+
+    def next(self):
+        indices = self.sampler.next()
+        x = self.features[indices]
+        y = self.labels[indices]
+        use_alternate = np.zeros((len(indices),), bool)
+        if self.alternate is not None:
+            alt_features, probability, alt_labels = self.alternate
+            use_alternate = self.rng.random(len(indices)) < probability
             if use_alternate.any():
-                x[use_alternate] = alternate_features[indices[use_alternate]]
-                y = np.where(use_alternate, alternate_labels[indices], y)
-            num_alternate += int(use_alternate.sum())
-        else:
-            use_alternate = np.zeros((batch_size,), bool)
-        if on_batch is not None:
-            on_batch(step, indices.copy(), use_alternate.copy())
-        pending.append(train_step(tf.constant(x), tf.constant(y.astype(np.int32))))
+                x[use_alternate] = alt_features[indices[use_alternate]]
+                y = np.where(use_alternate, alt_labels[indices], y)
+            self.num_alternate += int(use_alternate.sum())
+        self.num_drawn += len(indices)
+        return indices, x, y, use_alternate
 
-        if step % log_every == 0 or step == steps:
-            window = np.asarray([p.numpy() for p in pending], np.float32)
-            losses[window_first_step - 1:step] = window
-            pending = []
-            if not np.all(np.isfinite(window)):
-                bad = window_first_step + int(np.argwhere(~np.isfinite(window))[0, 0])
-                raise FloatingPointError(f"the training loss became non-finite at step {bad}")
-            now = time.perf_counter()
-            steps_per_second = (step - window_first_step + 1) / max(now - window_start, 1e-9)
-            eta = (steps - step) / steps_per_second
-            history["step"].append(step)
-            history["loss"].append(float(window.mean()))
-            history["steps_per_second"].append(float(steps_per_second))
-            logger.info("step %d/%d  loss %.4f  %.1f steps/s  ETA %s", step, steps, window.mean(),
-                        steps_per_second, progress.format_duration(eta))
-            window_start, window_first_step = now, step + 1
-        if eval_fn is not None and (step % eval_every == 0 or step == steps):
-            run_eval(step)
+    def alternate_fraction(self):
+        return self.num_alternate / float(self.num_drawn) if self.alternate is not None else 0.0
 
-    history["loss_per_step"] = losses
-    history["alternate_fraction"] = (num_alternate / float(steps * batch_size)
-                                     if alternate_features is not None else 0.0)
-    history["seconds"] = time.perf_counter() - start
-    return model, history
+
+class _TrainingLog:
+    """Loss bookkeeping: per-step losses read back once per logging window (no per-step host sync),
+    NaN check per window, progress lines with steps/s and ETA, the returned ``history``."""
+
+    def __init__(self, steps):
+        self.steps = steps
+        self.history: Dict[str, object] = {"step": [], "loss": [], "steps_per_second": [], "eval": []}
+        self.losses = np.zeros((steps,), np.float32)
+        self.pending = []  # loss tensors since the last log
+        self.start = self.window_start = time.perf_counter()
+        self.window_first_step = 1
+
+    def close_window(self, step):
+        window = np.asarray([p.numpy() for p in self.pending], np.float32)
+        self.losses[self.window_first_step - 1:step] = window
+        self.pending = []
+        if not np.all(np.isfinite(window)):
+            bad = self.window_first_step + int(np.argwhere(~np.isfinite(window))[0, 0])
+            raise FloatingPointError(f"the training loss became non-finite at step {bad}")
+        now = time.perf_counter()
+        steps_per_second = (step - self.window_first_step + 1) / max(now - self.window_start, 1e-9)
+        eta = (self.steps - step) / steps_per_second
+        self.history["step"].append(step)
+        self.history["loss"].append(float(window.mean()))
+        self.history["steps_per_second"].append(float(steps_per_second))
+        logger.info("step %d/%d  loss %.4f  %.1f steps/s  ETA %s", step, self.steps, window.mean(),
+                    steps_per_second, progress.format_duration(eta))
+        self.window_start, self.window_first_step = now, step + 1
+
+    def finish(self, alternate_fraction):
+        self.history["loss_per_step"] = self.losses
+        self.history["alternate_fraction"] = alternate_fraction
+        self.history["seconds"] = time.perf_counter() - self.start
+        return self.history
 
 
 # One compiled inference function per (model, batch size, clip shape); weak keys so models are freed.
