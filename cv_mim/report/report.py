@@ -59,13 +59,20 @@ def plot_single_shot(path, rows):
     columns = list(PENN_VIEWS) + ["Average"]
     x = np.arange(len(columns))
     for i, (name, res) in enumerate(rows):
-        vals = [100 * res["train_views"][v]["top1_mean"] if v in res["train_views"] else 0
-                for v in PENN_VIEWS] + [100 * res["average_top1"]]
-        ax.bar(x + (i - len(rows) / 2 + 0.5) * width, vals, width, label=name)
+        views = res["train_views"]
+        vals = [100 * views[v]["top1_mean"] if v in views else 0 for v in PENN_VIEWS]
+        vals.append(100 * res["average_top1"])
+        offset = x + (i - len(rows) / 2 + 0.5) * width
+        ax.bar(offset, vals, width, label=name)
+        # Every seed's run as a dot on its bar: the spread is seen, not summarised (n may be 1).
+        for j, v in enumerate(PENN_VIEWS):
+            runs = [100 * r["top1"] for r in views.get(v, {}).get("runs", [])]
+            ax.plot([offset[j]] * len(runs), runs, "k.", markersize=3)
     ax.set_xticks(x)
     ax.set_xticklabels([f"train: {c}" if c != "Average" else c for c in columns])
     ax.set_ylabel("top-1 on all test views (%)")
-    ax.set_title("Single-shot cross-view action recognition (synthetic Penn-Action layout)")
+    ax.set_title("Single-shot cross-view action recognition (synthetic Penn-Action layout); "
+                 "dots: one run per seed", fontsize=9)
     ax.legend(fontsize=7, ncol=4)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
