@@ -50,8 +50,8 @@ class CrossViewInfoMax(contract.Algorithm):
 
     L_MI is :func:`~cv_mim.losses.fenchel_dual_loss` with ``config.mi_measure`` (default ``"jsd"``,
     Eq. 6) for ``dim`` and :func:`~cv_mim.losses.info_nce_loss` with temperature
-    ``config.infonce_temperature`` for ``infonce`` (rows = local features, candidates = the global
-    features of the whole global batch). Positives are the diagonal (the same 3D pose), every other
+    ``config.infonce_temperature`` for ``infonce`` (the authors' form: each global feature's own local
+    feature against the local features of the whole global batch). Positives are the diagonal (the same 3D pose), every other
     item of the global batch is a negative.
 
     Metrics: ``cross_view_mi`` (−L_MI of the JSD/``mi_measure`` estimator between the two views' pose
