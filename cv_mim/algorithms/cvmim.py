@@ -51,10 +51,13 @@ class CVMIM(contract.Algorithm):
 
     def compute_losses(self, anchor, positive, seed, training=True):
         cfg = self.config
-        enc_a = self.encoder(anchor, training=training)
-        enc_p = self.encoder(positive, training=training)
-        loc_a = self.local_branch(enc_a["fc0"], training=training)["local"]
-        loc_p = self.local_branch(enc_p["fc0"], training=training)["local"]
+        seeds = contract.stream_seeds(seed)
+        enc_a = self.encoder(anchor, training=training, seed=seeds["encoder_anchor"])
+        enc_p = self.encoder(positive, training=training, seed=seeds["encoder_positive"])
+        loc_a = self.local_branch(enc_a["fc0"], training=training,
+                                  seed=seeds["local_anchor"])["local"]
+        loc_p = self.local_branch(enc_p["fc0"], training=training,
+                                  seed=seeds["local_positive"])["local"]
         pose_a, view_a = contract.gather(enc_a["pose_embedding"]), contract.gather(enc_a["view_embedding"])
         pose_p, view_p = contract.gather(enc_p["pose_embedding"]), contract.gather(enc_p["view_embedding"])
         loc_a, loc_p = contract.gather(loc_a), contract.gather(loc_p)

@@ -125,8 +125,8 @@ MUTANTS = [
      "cross_a, cross_p = fuse(pose_a, view_p), fuse(pose_p, view_a)", "swap_pose crossed wrongly"),
     ("infonce_temperature_flag", I, "temperature=cfg.infonce_temperature)", "temperature=1.0)",
      "temperature flag ignored"),
-    ("recon_cross_swapped", R, "cross_a, cross_p = decode(pose_p, view_a), decode(pose_a, view_p)",
-     "cross_a, cross_p = decode(pose_a, view_p), decode(pose_p, view_a)",
+    ("recon_cross_swapped", R, 'cross_a = decode(pose_p, view_a, "decoder_cross_anchor")',
+     'cross_a = decode(pose_a, view_p, "decoder_cross_anchor")',
      "cross reconstruction keeps the wrong view embedding"),
     ("kl_weight_ignored", R, "kl_loss = cfg.kl_weight * kl", "kl_loss = kl", "β ignored"),
 ]
