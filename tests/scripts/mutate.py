@@ -132,13 +132,14 @@ MUTANTS = [
 ]
 
 
-def _copy_tree(dest):
+def _copy_tree(dest, root=ROOT):
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
-    for name in ("cv_mim", "tests"):
-        shutil.copytree(ROOT / name, dest / name, ignore=ignore)
+    for name in ("cv_mim", "tests", "testdata"):
+        if (root / name).exists():
+            shutil.copytree(root / name, dest / name, ignore=ignore)
     for name in ("pytest.ini", "pyproject.toml", "setup.cfg", "conftest.py"):
-        if (ROOT / name).exists():
-            shutil.copy(ROOT / name, dest / name)
+        if (root / name).exists():
+            shutil.copy(root / name, dest / name)
 
 
 def _apply(dest, path, original, mutant):
@@ -150,11 +151,11 @@ def _apply(dest, path, original, mutant):
     target.write_text(text.replace(original, mutant))
 
 
-def run_mutant(mutant_id, path, original, mutant):
+def run_mutant(mutant_id, path, original, mutant, root):
     tests = BASELINE_TESTS if path in (I, R) else OBJECTIVE_TESTS
     with tempfile.TemporaryDirectory(prefix=f"mutant_{mutant_id}_") as tmp:
         dest = pathlib.Path(tmp)
-        _copy_tree(dest)
+        _copy_tree(dest, root)
         _apply(dest, path, original, mutant)
         env = dict(os.environ, PYTHONPATH=str(dest), TF_CPP_MIN_LOG_LEVEL="2")
         cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
@@ -173,6 +174,10 @@ def main():
     parser.add_argument("--only", default="", help="comma-separated mutant ids")
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args()
+    # One snapshot of the tree for the whole run, so edits made meanwhile do not leak into mutants.
+    snapshot = tempfile.TemporaryDirectory(prefix="mutation_source_")
+    root = pathlib.Path(snapshot.name)
+    _copy_tree(root)
     wanted = set(filter(None, args.only.split(",")))
     unknown = wanted - {m[0] for m in MUTANTS}
     if unknown:
@@ -186,7 +191,7 @@ def main():
         if args.list:
             print(f"| {mutant_id} | {path} | {meaning} | | |")
             continue
-        status, test = run_mutant(mutant_id, path, original, mutant)
+        status, test = run_mutant(mutant_id, path, original, mutant, root)
         survivors += status == "survived"
         print(f"| {mutant_id} | {path.split('/')[-1]} | {meaning} | {status} | {test} |", flush=True)
     return 1 if survivors else 0
