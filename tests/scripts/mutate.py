@@ -25,12 +25,13 @@ import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-OBJECTIVE_TESTS = ["tests/test_losses.py", "tests/test_objective.py", "tests/test_algorithms.py"]
-BASELINE_TESTS = ["tests/test_losses.py", "tests/test_baselines.py"]
+LOSSES_TESTS = ["tests/test_losses.py", "tests/test_objective.py", "tests/test_algorithms.py"]
+OBJECTIVE_TESTS = ["tests/test_objective.py", "tests/test_algorithms.py"]
+BASELINE_TESTS = ["tests/test_baselines.py"]
 L, C, I, R = ("cv_mim/losses.py", "cv_mim/algorithms/cvmim.py", "cv_mim/algorithms/infomax.py",
               "cv_mim/algorithms/reconstruction.py")
 
-# (id, file, original, mutant, what it means). Tests: OBJECTIVE_TESTS, or BASELINE_TESTS for I and R.
+# (id, file, original, mutant, what it means); the tests run are chosen by file (run_mutant).
 MUTANTS = [
     ("jsd_pos_sign", L, "return _LOG2 - tf.nn.softplus(-scores)",
      "return _LOG2 - tf.nn.softplus(scores)", "JSD E+ with the wrong sign inside ρ"),
@@ -152,7 +153,7 @@ def _apply(dest, path, original, mutant):
 
 
 def run_mutant(mutant_id, path, original, mutant, root):
-    tests = BASELINE_TESTS if path in (I, R) else OBJECTIVE_TESTS
+    tests = {L: LOSSES_TESTS, C: OBJECTIVE_TESTS}.get(path, BASELINE_TESTS)
     with tempfile.TemporaryDirectory(prefix=f"mutant_{mutant_id}_") as tmp:
         dest = pathlib.Path(tmp)
         _copy_tree(dest, root)
