@@ -53,7 +53,7 @@ flags.DEFINE_float("view_loss_weight", 5.0, "λ1 of Eq. 11.")
 flags.DEFINE_float("disentangle_loss_weight", 0.5, "λ2 of Eq. 11 (0 removes L_inter and Q).")
 flags.DEFINE_float("prior_loss_weight", 1.0, "λ3 of Eq. 11 (0 removes L_prior and D).")
 flags.DEFINE_enum("loss_weighting", "paper", config_lib.LOSS_WEIGHTINGS,
-                  "paper: Eq. 11 as written; authors: the authors' hidden factors.")
+                  "; ".join(f"{k}: {v}" for k, v in config_lib.LOSS_WEIGHTING_HELP.items()))
 flags.DEFINE_enum("club_variant", "paper", losses.CLUB_VARIANTS, "CLUB estimator of Eq. 7.")
 flags.DEFINE_float("kl_weight", None, "KL weight of vae (default 1) and beta_vae (β, default 4).")
 flags.DEFINE_float("infonce_temperature", 1.0, "Temperature of the infonce baseline.")

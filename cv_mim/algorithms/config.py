@@ -13,16 +13,29 @@ from cv_mim import networks
 from cv_mim.algorithms import infomax
 from cv_mim.algorithms import registry
 
-LOSS_WEIGHTINGS = ("paper", "authors")
+# How the terms of Eq. 11 are weighted (the one definition; flag choices and help derive from it).
+LOSS_WEIGHTING_HELP = {
+    "paper": "Eq. 5/11 as written: the cross-view sum over i != j has two (equal, symmetric) terms "
+             "for two views, so the cross-view JSD term is weighted 2·λ1",
+    "single_cross_view": "the cross-view term counted once (weight λ1), the pre-issue-13 default",
+    "authors": "the authors' code: cross-view 2·λ1 plus a view-to-view CLUB term (weight 2·λ2) with a "
+               "second Q whose likelihood is weighted ×2",
+}
+LOSS_WEIGHTINGS = tuple(LOSS_WEIGHTING_HELP)
+# Multiplier of λ1 on the cross-view term, per weighting (Eq. 5: Σ_{i≠j} over two views = 2 terms).
+CROSS_VIEW_FACTORS = {"paper": 2.0, "single_cross_view": 1.0, "authors": 2.0}
 
 
 @dataclasses.dataclass
 class ModelConfig:
     """Everything needed to rebuild an algorithm's networks (written to ``model_config.json``).
 
-    Loss weights follow Eq. 11 (λ1 = 5, λ2 = 0.5, λ3 = 1, §4.2). ``loss_weighting="authors"`` applies the
-    authors' hidden factors instead (fact sheet §3.10, §9.1): the cross-view term ×2 (effective 10), an
-    extra view-to-view CLUB term with a second Q (weight 2·λ2) and Q's likelihood on it ×2.
+    Loss weights follow Eq. 11 (λ1 = 5, λ2 = 0.5, λ3 = 1, §4.2). ``loss_weighting`` (see
+    :data:`LOSS_WEIGHTING_HELP`): ``"paper"`` (default) weights the cross-view JSD term 2·λ1, because
+    Eq. 5 sums I(z_p^i; z_p^j) over i ≠ j — two symmetric terms for two views (this coincides with the
+    authors' ×2, fact sheet §3.5); ``"single_cross_view"`` counts it once (λ1); ``"authors"`` adds the
+    authors' other hidden factors (fact sheet §3.10, §9.1): an extra view-to-view CLUB term with a
+    second Q (weight 2·λ2) and Q's likelihood on it ×2.
     """
 
     algorithm: str = "cv_mim"
@@ -73,6 +86,11 @@ class ModelConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         networks.fused_dim(self.fusion, self.pose_dim, self.view_dim)  # validates the fusion
+
+    @property
+    def cross_view_factor(self):
+        """c in c·λ1·L_MI(z_p; z_p⁺): 2 for Eq. 5's two i ≠ j terms, 1 for ``single_cross_view``."""
+        return CROSS_VIEW_FACTORS[self.loss_weighting]
 
     @property
     def embedder(self):
