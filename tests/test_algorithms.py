@@ -1,4 +1,5 @@
 """CV-MIM objective and training step: gradient routing, ablations, config, multi-replica equivalence."""
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -225,3 +226,42 @@ def test_stateless_dropout_mask_depends_on_the_global_example_index_only():
     assert 0.6 < kept.mean() < 0.9  # rate 0.25
     np.testing.assert_allclose(full[kept], 1.0 / 0.75, rtol=1e-6)
     np.testing.assert_array_equal(layer(x, training=False, seed=seed).numpy(), x.numpy())
+
+
+def test_pretraining_flags_are_generated_from_every_config_field():
+    """Every ModelConfig field is a pretrain flag except the three the data fixes, and a value given on
+    the command line reaches the config (so the two cannot drift)."""
+    fields = {f.name for f in dataclasses.fields(config_lib.ModelConfig)}
+    flagged = {f.field for f in config_lib.flag_fields()}
+    assert fields - flagged == {"num_joints", "keypoint_profile", "normalization"}
+    for f in config_lib.flag_fields():
+        default = config_lib.ModelConfig()
+        if f.field != "kl_weight":
+            assert f.default == getattr(default, f.field), f.name
+    # Non-default values for every flag, parsed by the real binary's flag definitions.
+    odd = {"algorithm": "dim", "pose_embedding_dim": 7, "view_embedding_dim": 9, "hidden_dim": 33,
+           "num_blocks": 3, "layers_per_block": 1, "dropout_rate": 0.1, "fusion": "cat",
+           "view_loss_weight": 1.5, "disentangle_loss_weight": 0.25, "prior_loss_weight": 2.0,
+           "loss_weighting": "single_cross_view", "club_variant": "authors",
+           "generator_loss": "minimax", "gradient_penalty_weight": 0.3, "mi_measure": "kl",
+           "kl_weight": 2.5, "infonce_temperature": 0.5, "infomax_cross_weight": 0.75,
+           "cross_pairing": "other_view"}
+    assert set(odd) == {f.name for f in config_lib.flag_fields()}
+    code = ("import json, sys\nfrom absl import flags\nimport cv_mim.pretrain as p\n"
+            "flags.FLAGS(['x', '--model_dir=/tmp/unused'] + sys.argv[1:])\n"
+            "import dataclasses\nprint('CONFIG' + json.dumps(dataclasses.asdict("
+            "p.model_config_from_flags())))\n")
+    out = subprocess.run([sys.executable, "-c", code] + [f"--{k}={v}" for k, v in odd.items()],
+                         capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout.split("CONFIG", 1)[1])
+    by_flag = {f.name: f.field for f in config_lib.flag_fields()}
+    for name, value in odd.items():
+        assert got[by_flag[name]] == value, name
+
+
+def test_kl_weight_flag_defaults_to_the_registry_default():
+    values = {f.name: f.default for f in config_lib.flag_fields()}
+    values["algorithm"] = "beta_vae"
+    assert config_lib.from_flag_values(values).kl_weight == registry.default_kl_weight("beta_vae") > 1
+    values["algorithm"] = "vae"
+    assert config_lib.from_flag_values(values).kl_weight == 1.0
