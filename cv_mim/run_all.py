@@ -46,6 +46,7 @@ flags.DEFINE_integer("hidden_dim", 512, "Encoder width for the demo (paper: 1024
 flags.DEFINE_integer("classifier_steps", 600, "Action-recognition steps per training view.")
 flags.DEFINE_integer("view_steps", 2000, "View-classification steps (paper: 1e4).")
 flags.DEFINE_list("seeds", ["0"], "Classifier seeds (mean ± std over them).")
+cli.define_trust_export_flag()
 flags.DEFINE_bool("quick", False, "Smoke-test sizes (tiny world, few steps): checks the plumbing, "
                   "not the claims.")
 
@@ -72,8 +73,12 @@ class Progress:
 
 
 def run(*, workdir, algorithms=ALL_METHODS, size="default", seed=0, pretrain_steps=2000,
-        pretrain_batch=256, hidden_dim=512, classifier_steps=600, view_steps=2000, seeds=(0,)):
-    """Runs every stage; returns the report dict (also written as report.json / report.md)."""
+        pretrain_batch=256, hidden_dim=512, classifier_steps=600, view_steps=2000, seeds=(0,),
+        trust_export=False):
+    """Runs every stage; returns the report dict (also written as report.json / report.md).
+
+    Exports already in ``workdir/exports`` are reused; like every other export they are checked
+    against the op allow-list unless ``trust_export``."""
 
     unknown = sorted(set(algorithms) - set(ALL_METHODS))
     if unknown:
@@ -130,11 +135,11 @@ def run(*, workdir, algorithms=ALL_METHODS, size="default", seed=0, pretrain_ste
             lambda a=algorithm, e=export_dir: retrieval_lib.run(
                 export_dir=e, output_dir=os.path.join(workdir, "retrieval", a), data_dir=h36m_dir,
                 subjects=tuple(manifest["h36m"]["test_subjects"]), max_queries=1000,
-                seed=seed))
+                seed=seed, trust_export=trust_export))
         emb_path = os.path.join(workdir, "embeddings", f"{algorithm}_penn.npz")
         if not os.path.exists(emb_path):
             embed_lib.embed_dataset(export_dir, "penn_action", penn_dir, emb_path,
-                                    flip_modes=("keep", "swap"))
+                                    flip_modes=("keep", "swap"), trust_export=trust_export)
         entry["single_shot"] = _cached_json(
             os.path.join(workdir, "action_recognition", algorithm, "results.json"),
             lambda a=algorithm, p=emb_path: action_lib.run(
@@ -182,7 +187,7 @@ def main(argv):
                   seed=FLAGS.seed, pretrain_steps=FLAGS.pretrain_steps,
                   pretrain_batch=FLAGS.pretrain_batch, hidden_dim=FLAGS.hidden_dim,
                   classifier_steps=FLAGS.classifier_steps, view_steps=FLAGS.view_steps,
-                  seeds=tuple(cli.parse_seeds(FLAGS.seeds)))
+                  seeds=tuple(cli.parse_seeds(FLAGS.seeds)), trust_export=FLAGS.trust_export)
     if FLAGS.quick:
         kwargs.update(size="tiny", pretrain_steps=30, pretrain_batch=64, hidden_dim=64,
                       classifier_steps=20, view_steps=50)
@@ -191,4 +196,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

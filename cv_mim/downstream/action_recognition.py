@@ -188,7 +188,7 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
         raise ValueError("flip augmentation is a Penn Action protocol (NTU: no augmentation, App. B.2)")
     defaults = DEFAULTS[dataset]
     classifier = classifier or defaults["classifier"]
-    learning_rate = learning_rate or defaults["learning_rate"]
+    learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
     if method is None:
         method = "raw 2D" if features == "raw" else emb.metadata.get("export", {}).get(
             "algorithm", "embedding")

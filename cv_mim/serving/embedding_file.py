@@ -77,4 +77,16 @@ def load_embeddings(path) -> EmbeddingFile:
     offsets = arrays["clip_offsets"]
     if offsets[-1] != len(arrays["pose_embedding"]) or len(offsets) != len(arrays["clip_ids"]) + 1:
         raise ValueError(f"{path}: clip_offsets do not match the frame arrays")
+    for key in FEATURES:
+        values = arrays[key]
+        if values.dtype.kind != "f" or len(values) != offsets[-1]:
+            raise ValueError(f"{path}: {key} must be a float array of {offsets[-1]} frames, got "
+                             f"dtype {values.dtype} shape {values.shape}")
+        finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if not finite.all():
+            raise ValueError(f"{path}: {key} is NaN/inf in {int((~finite).sum())} frame(s) (first: "
+                             f"{np.flatnonzero(~finite)[:5].tolist()})")
+    if "has_pose" in arrays and arrays["has_pose"].shape != (offsets[-1],):
+        raise ValueError(f"{path}: has_pose must have shape ({offsets[-1]},), got "
+                         f"{arrays['has_pose'].shape}")
     return EmbeddingFile(arrays=arrays, metadata=metadata)
