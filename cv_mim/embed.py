@@ -5,7 +5,6 @@ r"""Embeds a whole dataset with an export into one .npz file (format: cv_mim.emb
 """
 
 
-from absl import app
 from absl import flags
 
 from cv_mim import cli

@@ -14,7 +14,6 @@ import tempfile
 
 from absl import app
 from absl import flags
-import tensorflow as tf
 
 from cv_mim import cli
 from cv_mim import losses
@@ -101,6 +100,7 @@ def model_config_from_flags():
 
 def check_run_flags():
     """Validates the run flags the loop would only trip over later (ValueError naming the flag)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel  (after cli: quiet start-up)
     rate = FLAGS.learning_rate
     if not (math.isfinite(rate) and rate > 0):
         raise ValueError(f"--learning_rate must be a finite number > 0, got {rate!r}")

@@ -7,7 +7,6 @@ Writes retrieval_results.json, retrieval.md (the table) and nearest-neighbour PN
 """
 
 
-from absl import app
 from absl import flags
 
 from cv_mim import cli

@@ -18,7 +18,6 @@ import logging
 import os
 import time
 
-from absl import app
 from absl import flags
 
 from cv_mim import cli

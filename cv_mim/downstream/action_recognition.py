@@ -173,6 +173,9 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
       The results dict (also written to ``output_dir/results.json``).
     """
 
+    trainer.check_optimisation(steps=steps, batch_size=batch_size,
+                               learning_rate=1.0 if learning_rate is None else learning_rate,
+                               seeds=seeds)
     if setting not in SETTINGS:
         raise ValueError(f"setting must be one of {SETTINGS}, got {setting!r}")
     if features not in FEATURE_CHOICES:

@@ -7,7 +7,6 @@ keypoints (26-d). Optimisation as App. C: AdaGrad, learning rate 1e-2, batch 64,
 """
 
 import logging
-import math
 import os
 
 import numpy as np
@@ -73,21 +72,6 @@ def train_linear(x, y, num_classes, *, steps=10_000, batch_size=64, learning_rat
     return layer, float(loss) if loss is not None else float("nan")
 
 
-def check_optimisation(*, steps, batch_size, learning_rate, seeds):
-    """ValueError naming the flag for a bad optimisation setting."""
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"--{name} must be an integer >= 1, got {value!r}")
-    try:
-        rate_ok = math.isfinite(float(learning_rate)) and float(learning_rate) > 0
-    except (TypeError, ValueError):
-        rate_ok = False
-    if not rate_ok:
-        raise ValueError(f"--learning_rate must be a finite number > 0, got {learning_rate!r}")
-    if not len(seeds):
-        raise ValueError("--seeds: give at least one seed")
-
-
 def run(*, embeddings, output_dir, features=("view_embedding", "raw"), steps=10_000, batch_size=64,
         learning_rate=1e-2, seeds=(0,), method=None):
     """Trains and evaluates the linear view classifier; writes results JSON and a table.
@@ -96,7 +80,7 @@ def run(*, embeddings, output_dir, features=("view_embedding", "raw"), steps=10_
       ValueError: naming the flag for steps / batch_size < 1, a learning rate that is not a finite
         number > 0 or no seeds (an untrained classifier's accuracy is not a result).
     """
-    check_optimisation(steps=steps, batch_size=batch_size, learning_rate=learning_rate, seeds=seeds)
+    trainer.check_optimisation(steps=steps, batch_size=batch_size, learning_rate=learning_rate, seeds=seeds)
 
     emb = (embeddings if isinstance(embeddings, embedding_file.EmbeddingFile)
            else embedding_file.load_embeddings(embeddings))

@@ -103,7 +103,7 @@ def embed_dataset(export_dir, dataset, path, output, *, flip_modes=(), batch_siz
         (f"_flip_{m}",) + flip_keypoints(kp, mask, m) for m in flip_modes]
     for suffix, k, m in variants:
         out = embedder(np.where(m[..., None] > 0, k, np.nan), m, batch_size=batch_size,
-                       name=f"{dataset} keypoints")
+                       name=f"{dataset} keypoints of {path}")
         for feature in embedding_file.FEATURES:
             arrays[feature + suffix] = out[feature]
         if not suffix:
