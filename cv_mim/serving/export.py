@@ -261,5 +261,14 @@ def load_export(export_dir, *, trust_export=False):
         raise FileNotFoundError(f"{export_dir} is not a SavedModel directory (no saved_model.pb)")
     export_ops.check_export_ops(export_dir, trust_export=trust_export)
     loaded = tf.saved_model.load(export_dir)
-    metadata = json.loads(loaded.metadata().numpy().decode("utf-8"))
+    missing = [s for s in ("embed_with_scores",) if s not in loaded.signatures]
+    if missing or not hasattr(loaded, "metadata"):
+        raise ValueError(f"{export_dir}: not a cv_mim.export SavedModel (no metadata() or "
+                         f"signature(s) {missing or ['metadata']})")
+    try:
+        metadata = json.loads(loaded.metadata().numpy().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, AttributeError) as error:
+        raise ValueError(f"{export_dir}: unreadable export metadata ({error})") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{export_dir}: export metadata must be a JSON object")
     return loaded, metadata
