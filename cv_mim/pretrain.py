@@ -8,6 +8,10 @@ See README.md ("Pretraining") for the data layout and every flag; the library en
 """
 
 
+import math
+import os
+import tempfile
+
 from absl import app
 from absl import flags
 
@@ -70,6 +74,37 @@ def model_config_from_flags():
     return config_lib.from_flag_values({f.name: FLAGS[f.name].value for f in config_lib.flag_fields()})
 
 
+def check_run_flags():
+    """Validates the run flags the loop would only trip over later (ValueError naming the flag)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel  (after cli: quiet start-up)
+    rate = FLAGS.learning_rate
+    if not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"--learning_rate must be a finite number > 0, got {rate!r}")
+    if not 0 <= FLAGS.keypoint_dropout_rate < 1:
+        raise ValueError(f"--keypoint_dropout_rate must be in [0, 1), got "
+                         f"{FLAGS.keypoint_dropout_rate!r}")
+    if FLAGS.init_checkpoint:
+        given = FLAGS.init_checkpoint
+        path = tf.train.latest_checkpoint(given) if tf.io.gfile.isdir(given) else given
+        if not path or not tf.io.gfile.exists(f"{path}.index"):
+            raise FileNotFoundError(f"--init_checkpoint {given}: no checkpoint there (give a "
+                                    "model_dir or the prefix of a .index file)")
+    _check_writable(FLAGS.model_dir)
+
+
+def _check_writable(model_dir):
+    """ValueError naming --model_dir when a local model_dir cannot be created or written."""
+    if "://" in model_dir:  # remote file systems: left to tf.io.gfile
+        return
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=model_dir):
+            pass
+    except OSError as err:
+        raise ValueError(f"--model_dir {model_dir}: not a writable directory "
+                         f"({err.strerror or type(err).__name__})") from None
+
+
 @cli.friendly_errors
 def main(argv):
     cli.start(argv)
@@ -77,10 +112,18 @@ def main(argv):
         config = model_config_from_flags()
     except ValueError as err:
         raise app.UsageError(str(err)) from None
+    check_run_flags()
     source = sources.load_pair_source(
         FLAGS.data_format, data_dir=FLAGS.data_dir, data_3d=FLAGS.data_3d, data_2d=FLAGS.data_2d,
         cameras=FLAGS.cameras, subjects=FLAGS.subjects, unit=FLAGS.unit,
         tfrecord_pattern=FLAGS.tfrecord_pattern, use_2d_file=FLAGS.use_2d_file)
+    try:
+        _train(config, source)
+    except loop.NonFiniteLossError as err:  # the loop's NaN stop: one line, not a traceback
+        raise ValueError(f"training stopped: {err}") from None
+
+
+def _train(config, source):
     loop.run(
         model_dir=FLAGS.model_dir, config=config, source=source, batch_size=FLAGS.batch_size,
         num_steps=FLAGS.num_steps, learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
@@ -94,4 +137,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

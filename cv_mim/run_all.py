@@ -7,7 +7,6 @@ The stages and their reuse rules are :mod:`cv_mim.report.demo`'s.
 
 import os
 
-from absl import app
 from absl import flags
 
 from cv_mim import cli
@@ -25,6 +24,7 @@ flags.DEFINE_integer("hidden_dim", 512, "Encoder width for the demo (paper: 1024
 flags.DEFINE_integer("classifier_steps", 600, "Action-recognition steps per training view.")
 flags.DEFINE_integer("view_steps", 2000, "View-classification steps (paper: 1e4).")
 flags.DEFINE_list("seeds", ["0"], "Classifier seeds (mean ± std over them).")
+cli.define_trust_export_flag()
 flags.DEFINE_bool("quick", False, "Smoke-test sizes (tiny world, few steps): checks the plumbing, "
                   "not the claims.")
 
@@ -37,7 +37,7 @@ def main(argv):
                   seed=FLAGS.seed, pretrain_steps=FLAGS.pretrain_steps,
                   pretrain_batch=FLAGS.pretrain_batch, hidden_dim=FLAGS.hidden_dim,
                   classifier_steps=FLAGS.classifier_steps, view_steps=FLAGS.view_steps,
-                  seeds=tuple(cli.parse_seeds(FLAGS.seeds)))
+                  seeds=tuple(cli.parse_seeds(FLAGS.seeds)), trust_export=FLAGS.trust_export)
     if FLAGS.quick:
         kwargs.update(size="tiny", pretrain_steps=30, pretrain_batch=64, hidden_dim=64,
                       classifier_steps=20, view_steps=50)
@@ -46,4 +46,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

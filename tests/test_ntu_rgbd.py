@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from cv_mim.data import safe_pickle
 from cv_mim.data import ntu_rgbd
 from cv_mim.data import ntu_skeleton
 from cv_mim.keypoints import profiles
@@ -86,7 +87,7 @@ def test_parse_real_files_against_independent_reader(realdata_dir):
 
 def test_body0_matches_ntu_authors_npy(realdata_dir):
     d = _real_dir(realdata_dir)
-    ref = np.load(d / "S001C001P001R001A001.skeleton.npy", allow_pickle=True).item()
+    ref = safe_pickle.load_npz(d / "S001C001P001R001A001.skeleton.npy").item()
     assert ref["skel_body0"].shape == (103, 25, 3)
     skel = ntu_skeleton.read_skeleton(d / "S001C001P001R001A001.skeleton")
     assert [len(f) for f in skel.frames] == list(ref["nbodys"])

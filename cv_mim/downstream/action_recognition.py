@@ -141,6 +141,9 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
       The results dict (also written to ``output_dir/results.json``).
     """
 
+    trainer.check_optimisation(steps=steps, batch_size=batch_size,
+                               learning_rate=1.0 if learning_rate is None else learning_rate,
+                               seeds=seeds)
     if setting not in SETTINGS:
         raise ValueError(f"setting must be one of {SETTINGS}, got {setting!r}")
     if features not in FEATURE_CHOICES:
@@ -156,7 +159,7 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
         raise ValueError("flip augmentation is a Penn Action protocol (NTU: no augmentation, App. B.2)")
     defaults = DEFAULTS[dataset]
     classifier = classifier or defaults["classifier"]
-    learning_rate = learning_rate or defaults["learning_rate"]
+    learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
     if method is None:
         method = "raw 2D" if features == "raw" else emb.metadata.get("export", {}).get(
             "algorithm", "embedding")

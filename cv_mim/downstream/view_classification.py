@@ -73,7 +73,13 @@ def train_linear(x, y, num_classes, *, steps=10_000, batch_size=64, learning_rat
 
 def run(*, embeddings, output_dir, features=("view_embedding", "raw"), steps=10_000, batch_size=64,
         learning_rate=1e-2, seeds=(0,), method=None):
-    """Trains and evaluates the linear view classifier; writes results JSON and a table."""
+    """Trains and evaluates the linear view classifier; writes results JSON and a table.
+
+    Raises:
+      ValueError: naming the flag for steps / batch_size < 1, a learning rate that is not a finite
+        number > 0 or no seeds (an untrained classifier's accuracy is not a result).
+    """
+    trainer.check_optimisation(steps=steps, batch_size=batch_size, learning_rate=learning_rate, seeds=seeds)
 
     emb = (embeddings if isinstance(embeddings, embedding_file.EmbeddingFile)
            else embedding_file.load_embeddings(embeddings))

@@ -123,7 +123,7 @@ def _pretrain_and_export(workdir, algorithm, world_key, manifest, s, source_cach
     return export_dir, export_key
 
 
-def _evaluate(workdir, algorithm, export_dir, export_key, manifest, s):
+def _evaluate(workdir, algorithm, export_dir, export_key, manifest, s, trust_export):
     """Retrieval, embedding, single-shot action recognition and view classification of one export."""
     seeds, steps = s["seeds"], s["classifier_steps"]
     out = {"export_dir": export_dir, "model_dir": os.path.join(workdir, "models", algorithm)}
@@ -133,14 +133,15 @@ def _evaluate(workdir, algorithm, export_dir, export_key, manifest, s):
         lambda: retrieval_lib.run(
             export_dir=export_dir, output_dir=folder,
             data_dir=os.path.join(workdir, "world", "h36m"),
-            subjects=tuple(manifest["h36m"]["test_subjects"]), max_queries=1000, seed=s["seed"]),
+            subjects=tuple(manifest["h36m"]["test_subjects"]), max_queries=1000, seed=s["seed"],
+            trust_export=trust_export),
         "retrieval_results.json")
     emb_dir = os.path.join(workdir, "embeddings", algorithm)
     emb_key = {"stage": "embed", "export": export_key}
     emb_path = os.path.join(emb_dir, "penn.npz")
     _stage(emb_dir, emb_key, lambda: embed_lib.embed_dataset(
         export_dir, "penn_action", os.path.join(workdir, "world", "penn_action", "labels"),
-        emb_path, flip_modes=("keep", "swap")))
+        emb_path, flip_modes=("keep", "swap"), trust_export=trust_export))
     folder_ar = os.path.join(workdir, "action_recognition", algorithm)
     out["single_shot"] = _stage(
         folder_ar, {"stage": "single_shot", "embeddings": emb_key, "steps": steps, "seeds": seeds},
@@ -160,8 +161,12 @@ def _evaluate(workdir, algorithm, export_dir, export_key, manifest, s):
 
 
 def run(*, workdir, algorithms=registry.ALGORITHMS, size="default", seed=0, pretrain_steps=2000,
-        pretrain_batch=256, hidden_dim=512, classifier_steps=600, view_steps=2000, seeds=(0,)):
-    """Runs every stage; returns the report dict (also written as report.json / report.md)."""
+        pretrain_batch=256, hidden_dim=512, classifier_steps=600, view_steps=2000, seeds=(0,),
+        trust_export=False):
+    """Runs every stage; returns the report dict (also written as report.json / report.md).
+
+    Exports already in ``workdir/exports`` are reused; like every other export they are checked
+    against the op allow-list unless ``trust_export``."""
     unknown = sorted(set(algorithms) - set(registry.ALGORITHMS))
     if unknown or not algorithms:
         raise ValueError(f"unknown algorithms {unknown or '(none given)'}; choose from "
@@ -188,7 +193,7 @@ def run(*, workdir, algorithms=registry.ALGORITHMS, size="default", seed=0, pret
         stages.finish(f"pretrain/{algorithm}")
         stages.start(f"eval/{algorithm}", "retrieval, embedding, action and view recognition")
         entry, emb_path, emb_key = _evaluate(workdir, algorithm, export_dir, export_key, manifest,
-                                             settings)
+                                             settings, trust_export)
         first_embedding = first_embedding or (emb_path, emb_key)
         results["methods"][algorithm] = entry
         stages.finish(f"eval/{algorithm}")

@@ -9,6 +9,10 @@ key                                     shape, dtype          meaning
 ``view_embedding``                      [F, V] float32        z_v of every frame
 ``normalized_keypoints``                [F, 13, 2] float32    the encoder's input (raw-2D features)
 ``mask``                                [F, 13] float32       1 = joint present
+``has_pose``                            [F] bool              False: every joint missing, or all present
+                                                              joints at one point; that frame's
+                                                              embedding is meaningless (counted in
+                                                              the log)
 ``clip_offsets``                        [C + 1] int64         frames of clip c are [off[c], off[c + 1])
 ``clip_ids``                            [C] str               file stem / sequence name
 ``labels``                              [C] int64             index into ``class_names`` (−1: unlabelled)
@@ -106,4 +110,16 @@ def load_embeddings(path) -> EmbeddingFile:
     offsets = arrays["clip_offsets"]
     if offsets[-1] != len(arrays["pose_embedding"]) or len(offsets) != len(arrays["clip_ids"]) + 1:
         raise ValueError(f"{path}: clip_offsets do not match the frame arrays")
+    for key in FEATURES:
+        values = arrays[key]
+        if values.dtype.kind != "f" or len(values) != offsets[-1]:
+            raise ValueError(f"{path}: {key} must be a float array of {offsets[-1]} frames, got "
+                             f"dtype {values.dtype} shape {values.shape}")
+        finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if not finite.all():
+            raise ValueError(f"{path}: {key} is NaN/inf in {int((~finite).sum())} frame(s) (first: "
+                             f"{np.flatnonzero(~finite)[:5].tolist()})")
+    if "has_pose" in arrays and arrays["has_pose"].shape != (offsets[-1],):
+        raise ValueError(f"{path}: has_pose must have shape ({offsets[-1]},), got "
+                         f"{arrays['has_pose'].shape}")
     return EmbeddingFile(arrays=arrays, metadata=metadata)
