@@ -107,15 +107,9 @@ class _BatchSampler:
 
 def check_optimisation(*, steps, batch_size, learning_rate, seeds):
     """ValueError naming the flag for a bad optimisation setting."""
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"--{name} must be an integer >= 1, got {value!r}")
-    try:
-        rate_ok = math.isfinite(float(learning_rate)) and float(learning_rate) > 0
-    except (TypeError, ValueError):
-        rate_ok = False
-    if not rate_ok:
-        raise ValueError(f"--learning_rate must be a finite number > 0, got {learning_rate!r}")
+    checks.positive_int(steps, "--steps")
+    checks.positive_int(batch_size, "--batch_size")
+    checks.positive_float(learning_rate, "--learning_rate")
     if not len(seeds):
         raise ValueError("--seeds: give at least one seed")
 

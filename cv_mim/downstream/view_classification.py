@@ -79,7 +79,8 @@ def run(*, embeddings, output_dir, features=("view_embedding", "raw"), steps=10_
       ValueError: naming the flag for steps / batch_size < 1, a learning rate that is not a finite
         number > 0 or no seeds (an untrained classifier's accuracy is not a result).
     """
-    trainer.check_optimisation(steps=steps, batch_size=batch_size, learning_rate=learning_rate, seeds=seeds)
+    trainer.check_optimisation(steps=steps, batch_size=batch_size, learning_rate=learning_rate,
+                               seeds=seeds)
 
     emb = (embeddings if isinstance(embeddings, embedding_file.EmbeddingFile)
            else embedding_file.load_embeddings(embeddings))
