@@ -8,7 +8,9 @@ File format ``cv_mim.embeddings/1`` (numpy ``.npz``; F = total frames, C = clips
 ======================================  ====================  =============================================
 key                                     shape, dtype          meaning
 ======================================  ====================  =============================================
-``pose_embedding``                      [F, P] float32        z_p of every frame (clips concatenated)
+``pose_embedding``                      [F, P] float32        z_p of every frame (clips concatenated);
+                                                              NaN for a frame without any present joint
+                                                              (nobody detected), in every feature
 ``view_embedding``                      [F, V] float32        z_v of every frame
 ``normalized_keypoints``                [F, 13, 2] float32    the encoder's input (raw-2D features)
 ``mask``                                [F, 13] float32       1 = joint present
@@ -17,7 +19,8 @@ key                                     shape, dtype          meaning
 ``labels``                              [C] int64             index into ``class_names`` (−1: unlabelled)
 ``class_names``                         [K] str               from the data, never hard-coded
 ``views``                               [C] str               Penn: front/back/left/right; NTU: C1R1…C3R2;
-                                                              Human3.6M: camera id; npy: ""
+                                                              Human3.6M: camera id; detector formats:
+                                                              from the file / labels CSV; npy: ""
 ``split``                               [C] str               Penn: train/test (official); others: ""
 ``subjects``                            [C] str               NTU performer "P008", H36M subject, else ""
 ``setups``, ``cameras``,                [C] int64             NTU file-name fields (−1 elsewhere)
@@ -86,8 +89,11 @@ def embed_dataset(export_dir, dataset, path, output, *, flip_modes=(), batch_siz
     for suffix, k, m in variants:
         out = embedder(np.where(m[..., None] > 0, k, np.nan), m, batch_size=batch_size,
                        name=f"{dataset} keypoints")
+        empty = ~(m > 0).any(-1)  # nobody detected: never embedded as if present
         for feature in embedding_file.FEATURES:
-            arrays[feature + suffix] = out[feature]
+            arrays[feature + suffix] = np.where(
+                empty.reshape((-1,) + (1,) * (out[feature].ndim - 1)), np.float32(np.nan),
+                out[feature]).astype(np.float32)
         if not suffix:
             arrays["mask"] = m
     metadata = {"format": embedding_file.FORMAT, "dataset": dataset, "source": os.path.abspath(path),

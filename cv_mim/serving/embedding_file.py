@@ -54,7 +54,8 @@ class EmbeddingFile:
         t = int(lengths[idx[0]]) if len(idx) else 0
         frames = (offsets[idx][:, None] + np.arange(t)[None]).reshape(-1)
         out = data[frames].reshape(len(idx), t, -1)
-        return out.astype(np.float32)
+        # Frames with nobody detected are NaN in the file; classifiers see them as zeros.
+        return np.nan_to_num(out.astype(np.float32), nan=0.0)
 
 
 def load_embeddings(path) -> EmbeddingFile:
