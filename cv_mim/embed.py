@@ -38,6 +38,8 @@ flags.DEFINE_bool("skip_layout_check", False, "Detector formats: do not refuse k
 flags.DEFINE_float("min_score", 0.0, "Detector formats: joints with a score <= this are missing.")
 flags.DEFINE_string("labels_csv", None, "Detector formats: CSV sidecar with clip_id and any of label, "
                     "view, split, subject.")
+flags.DEFINE_integer("num_frames", None, "Detector formats: resample every clip to this many "
+                     "frames (action_recognition needs one clip length).")
 flags.DEFINE_string("benchmark", None, "skeleton_pickle: split prefix (e.g. xsub, xview); default "
                     "the file's first *_train list.")
 flags.mark_flags_as_required(["export_dir", "dataset", "input", "output"])
@@ -57,7 +59,7 @@ def main(argv):
     if FLAGS.dataset in data_registry.DETECTOR_DATASETS:
         kwargs = {"layout": FLAGS.layout, "skip_layout_check": FLAGS.skip_layout_check,
                   "min_score": FLAGS.min_score, "labels_csv": FLAGS.labels_csv,
-                  "benchmark": FLAGS.benchmark}
+                  "benchmark": FLAGS.benchmark, "num_frames": FLAGS.num_frames}
     path = embed_lib.embed_dataset(FLAGS.export_dir, FLAGS.dataset, FLAGS.input, FLAGS.output,
                                    flip_modes=tuple(FLAGS.flip_modes), **kwargs)
     print(f"wrote {path}")

@@ -6,7 +6,8 @@ the user (``layout``) or recorded in the file, checked (joint count, then the pl
 profile; joints with a score <= ``min_score`` are missing. Labels, views, split and subjects come from
 the file when it has them, and from a CSV sidecar (``labels_csv``: a header row with ``clip_id`` and any
 of ``label``, ``view``, ``split``, ``subject``; a label is a class name or an integer) which overrides
-the file.
+the file. ``num_frames`` resamples every clip to that length (the rule of
+:func:`cv_mim.data.penn_action.resample_sequence`), as the action classifiers need one clip length.
 """
 
 import csv
@@ -82,7 +83,7 @@ def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=
         clips, info = _read_detections(dataset, path, benchmark)
         return _detector_clips(dataset, clips, info, layout=layout,
                                skip_layout_check=skip_layout_check, min_score=min_score,
-                               labels_csv=labels_csv)
+                               labels_csv=labels_csv, num_frames=num_frames)
     if dataset == "penn_action":
         from cv_mim.data import penn_action  # pylint: disable=import-outside-toplevel
         kwargs = {"num_frames": num_frames} if num_frames else {}
@@ -226,7 +227,8 @@ def _labels(values):
     return np.array([-1 if v is None else names.index(str(v)) for v in values], np.int64), names
 
 
-def _detector_clips(dataset, clips, info, *, layout, skip_layout_check, min_score, labels_csv):
+def _detector_clips(dataset, clips, info, *, layout, skip_layout_check, min_score, labels_csv,
+                    num_frames=None):
     if not clips:
         raise ValueError(f"{dataset}: no clips found")
     layout = resolve_layout(dataset, clips, layout)
@@ -238,6 +240,10 @@ def _detector_clips(dataset, clips, info, *, layout, skip_layout_check, min_scor
             name=f"{dataset} ({len(clips)} clips)")
     kps, masks = zip(*(profiles.convert_keypoints(c.keypoints, layout, s)
                        for c, s in zip(clips, scores)))
+    if num_frames:  # a fixed length for the action classifiers (Penn Action's resampling rule)
+        from cv_mim.data import penn_action  # pylint: disable=import-outside-toplevel
+        kps, masks = zip(*(penn_action.resample_sequence(k, m, num_frames)
+                           for k, m in zip(kps, masks)))
     fields = [dict(c.fields) for c in clips]
     if labels_csv:
         sidecar = read_labels_csv(labels_csv)
