@@ -190,3 +190,26 @@ def test_export_score_threshold_at_call_time(export_dir):
         min_keypoint_score=tf.constant(0.5))
     np.testing.assert_array_equal(coco_half["pose_embedding"].numpy(),
                                   at_half["pose_embedding"].numpy())
+
+
+@pytest.mark.parametrize("signature", ["embed_with_scores", "embed_coco17_threshold"])
+def test_tflite_model_gives_the_savedmodel_embeddings(export_dir, tmp_path, signature):
+    from cv_mim.serving import tflite  # pylint: disable=import-outside-toplevel
+    path = str(tmp_path / "embed.tflite")
+    sidecar = tflite.convert(export_dir, path, signature=signature)
+    assert sidecar["signature"] == signature and json.loads(open(path + ".json").read())
+    model = tflite.TFLiteEmbedder(path)
+    rng = np.random.default_rng(3)
+    joints = 13 if signature == "embed_with_scores" else 17
+    inputs = {"keypoints_2d": rng.uniform(50, 450, (5, joints, 2)).astype(np.float32),
+              "keypoint_scores": rng.uniform(0, 1, (5, joints)).astype(np.float32)}
+    inputs["keypoint_scores"][1, :3] = 0.0  # missing joints
+    if signature.endswith("_threshold"):
+        inputs["min_keypoint_score"] = np.float32(0.3)
+    assert set(model.inputs) == set(inputs)
+    got = model(**inputs)
+    module, _ = export_lib.load_export(export_dir)
+    want = module.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+    for key in ("pose_embedding", "view_embedding", "normalized_keypoints"):
+        assert np.isfinite(got[key]).all()
+        np.testing.assert_allclose(got[key], want[key].numpy(), rtol=1e-4, atol=1e-4)
