@@ -137,3 +137,31 @@ def test_registry_layout_check_and_override(tmp_path, realdata_dir):
     right = registry.load_clips("coco_json", str(path), layout="h36m")
     np.testing.assert_allclose(right.keypoints[0],
                                kp[:, list(profiles.LAYOUT_TO_CANONICAL["h36m17"])], rtol=1e-6)
+
+
+def test_real_ntu_kinect_2d_passes_as_ntu25_and_is_refused_as_openpose(realdata_dir):
+    from cv_mim.data import ntu_skeleton  # pylint: disable=import-outside-toplevel
+    for path in sorted((realdata_dir / "ntu_rgbd").glob("*.skeleton")):
+        skel = ntu_skeleton.read_skeleton(path)
+        frames = [f[0].joints for f in skel.frames if f]
+        kp = np.stack([j[:, ntu_skeleton.COL_COLOR] for j in frames]).astype(np.float32)
+        scores = np.stack([j[:, ntu_skeleton.COL_TRACKING] for j in frames])
+        result = plausibility.check_layout(kp, scores, "ntu25", name=path.name)
+        assert result["ntu25"].score > 0.85, (path.name, result["ntu25"].describe())
+        for wrong in ("openpose25", "openpose25b"):
+            with pytest.raises(plausibility.LayoutError, match=f"'{wrong}'.*but like 'ntu25'"):
+                plausibility.check_layout(kp, scores, wrong, name=path.name)
+
+
+def test_real_penn_clips_raise_no_false_alarm(realdata_dir):
+    from cv_mim.data import penn_action  # pylint: disable=import-outside-toplevel
+    scores = []
+    for path in sorted((realdata_dir / "penn_action" / "labels").glob("*.mat"))[:40]:
+        clip = penn_action.read_penn_mat(path)
+        kp = np.stack([clip.x, clip.y], -1)
+        result = plausibility.check_layout(kp, clip.visibility.astype(np.float32), "penn13",
+                                           name=path.name)
+        if result["penn13"].score is not None:  # side views: the far-side joints are invisible
+            scores.append(result["penn13"].score)
+    # Sports poses (handstands, bent-over swings) still pass the rotation-invariant tests mostly.
+    assert len(scores) > 30 and np.median(scores) > 0.85, np.round(scores, 2)
