@@ -299,3 +299,18 @@ def test_skeleton_pickle_never_runs_code(tmp_path, monkeypatch):
         pickle.dump({"annotations": "nope"}, f)
     with pytest.raises(ValueError, match="not a skeleton annotation pickle"):
         registry.load_clips("skeleton_pickle", str(path))
+
+
+def test_embed_binary_wrong_layout_is_one_error_line(tmp_path):
+    import subprocess  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+    _write_openpose_clip(tmp_path / "take", pose_fixtures.walking_clip(), "openpose25b")
+    proc = subprocess.run(
+        [sys.executable, "-m", "cv_mim.embed", f"--export_dir={tmp_path / 'none'}",
+         "--dataset=openpose", f"--input={tmp_path / 'take'}", "--layout=body25",
+         f"--output={tmp_path / 'out.npz'}"], capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), check=False)
+    assert proc.returncode == 2
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and "but like 'openpose25b'" in errors[0]
+    assert "--skip_layout_check" in errors[0] and "Traceback" not in proc.stderr
