@@ -62,12 +62,13 @@ def _person_track(ann, what):
     if sc.shape != kp.shape[:-1]:
         raise ValueError(f"{what}: keypoint_score of shape {sc.shape} for keypoint {kp.shape}")
     present = (sc > 0) & np.isfinite(kp).all(-1) & (np.abs(kp).sum(-1) > 0)
-    areas = []
-    for m in range(kp.shape[0]):
-        frame_areas = [detections.box_area(detections.Person(kp[m, t], np.where(present[m, t], 1.0, 0.0)))
-                       for t in range(kp.shape[1])]
-        areas.append(np.mean(frame_areas) if frame_areas else 0.0)
-    m = int(np.argmax(areas)) if areas else 0
+    # Mean box (joint extent) area of each person over the clip, vectorised (NTU pickles hold
+    # tens of thousands of clips); frames where a person is absent count as area 0.
+    lo = np.where(present[..., None], kp, np.inf).min(axis=2)
+    hi = np.where(present[..., None], kp, -np.inf).max(axis=2)
+    extent = np.where(present.any(axis=2)[..., None], hi - lo, 0.0)
+    areas = (extent[..., 0] * extent[..., 1]).mean(axis=1) if kp.shape[1] else np.zeros(len(kp))
+    m = int(np.argmax(areas)) if len(areas) else 0
     out_kp = np.where(present[m][..., None], kp[m], np.nan).astype(np.float32)
     out_sc = np.where(present[m], sc[m], 0.0).astype(np.float32)
     return out_kp, out_sc
