@@ -1,4 +1,7 @@
-"""Every dataset the binaries read, as one :class:`ClipSet` (``load_clips``, ``DATASETS``).
+"""The loader registry: ``--dataset`` name -> labelled clips of 2D keypoints (numpy only).
+
+:data:`DATASETS` is the one list of readers every binary offers; :func:`load_clips` returns a
+:class:`ClipSet` in the canonical 13-joint layout with a joint mask, clip boundaries and metadata.
 
 Detector formats (:data:`DETECTOR_DATASETS`) go through :func:`_detector_clips`: the layout is named by
 the user (``layout``) or recorded in the file, checked (joint count, then the plausibility check of

@@ -22,6 +22,7 @@ import os
 
 import numpy as np
 
+from cv_mim import plotting
 from cv_mim import records
 from cv_mim.data import registry
 from cv_mim.keypoints import normalization
@@ -142,9 +143,7 @@ def markdown_table(results, ks=KS):
 def draw_panels(path, data: RetrievalData, feature, *, num_queries=4, top=5, seed=0,
                 query_camera=0, gallery_camera=1):
     """PNG of query skeletons (left) and their top-``top`` neighbours (paper Fig. 4/5 style)."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    plt = plotting.pyplot()
 
     rng = np.random.default_rng(seed)
     n = data.poses_3d.shape[0]

@@ -1,4 +1,4 @@
-"""cv_mim.training.checkpoints (split from cv_mim.train_lib, cv_mim.pretrain_lib)."""
+"""Checkpoints and ``model_config.json``: the one checkpoint layout, and restoring the encoder alone."""
 
 import dataclasses
 import json

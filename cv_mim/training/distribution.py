@@ -1,4 +1,4 @@
-"""cv_mim.training.distribution (split from cv_mim.train_lib)."""
+"""``tf.distribute`` strategies, the distributed train step and the per-step seed."""
 
 import logging
 import os
