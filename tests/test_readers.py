@@ -301,6 +301,7 @@ def test_skeleton_pickle_never_runs_code(tmp_path, monkeypatch):
         registry.load_clips("skeleton_pickle", str(path))
 
 
+@pytest.mark.slow  # a subprocess importing TensorFlow: 10-30 s on a loaded machine
 def test_embed_binary_wrong_layout_is_one_error_line(tmp_path):
     import subprocess  # pylint: disable=import-outside-toplevel
     import sys  # pylint: disable=import-outside-toplevel
