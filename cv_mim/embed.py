@@ -31,17 +31,7 @@ flags.DEFINE_string("skip_list", None, "NTU: text file of sample names to skip."
 flags.DEFINE_list("subjects", None, "h36m: subjects to embed (default: all).")
 flags.DEFINE_float("min_visible_fraction", 0.4, "Penn: drop clips with fewer visible joints.")
 cli.define_invisible_joints_flag()
-flags.DEFINE_string("layout", None, "Detector formats: joint layout of the file (required when the file "
-                    "does not record it), one of " + ", ".join(data_registry.LAYOUT_CHOICES) + ".")
-flags.DEFINE_bool("skip_layout_check", False, "Detector formats: do not refuse keypoints that look "
-                  "like another layout of the same size (cv_mim.keypoints.plausibility).")
-flags.DEFINE_float("min_score", 0.0, "Detector formats: joints with a score <= this are missing.")
-flags.DEFINE_string("labels_csv", None, "Detector formats: CSV sidecar with clip_id and any of label, "
-                    "view, split, subject.")
-flags.DEFINE_integer("num_frames", None, "Detector formats: resample every clip to this many "
-                     "frames (action_recognition needs one clip length).")
-flags.DEFINE_string("benchmark", None, "skeleton_pickle: split prefix (e.g. xsub, xview); default "
-                    "the file's first *_train list.")
+cli.define_detector_flags()
 flags.mark_flags_as_required(["export_dir", "dataset", "input", "output"])
 
 
@@ -57,9 +47,7 @@ def main(argv):
         kwargs["min_visible_fraction"] = FLAGS.min_visible_fraction
         kwargs["invisible_joints"] = FLAGS.invisible_joints
     if FLAGS.dataset in data_registry.DETECTOR_DATASETS:
-        kwargs = {"layout": FLAGS.layout, "skip_layout_check": FLAGS.skip_layout_check,
-                  "min_score": FLAGS.min_score, "labels_csv": FLAGS.labels_csv,
-                  "benchmark": FLAGS.benchmark, "num_frames": FLAGS.num_frames}
+        kwargs = cli.detector_kwargs(FLAGS)
     path = embed_lib.embed_dataset(FLAGS.export_dir, FLAGS.dataset, FLAGS.input, FLAGS.output,
                                    flip_modes=tuple(FLAGS.flip_modes), **kwargs)
     print(f"wrote {path}")

@@ -38,11 +38,7 @@ flags.DEFINE_enum("dataset", "h36m", ("h36m",) + registry.DETECTOR_DATASETS,
                   "h36m: the Human3.6M protocol above; a detector format: synchronised cameras "
                   "(one clip per camera) read from --input.")
 flags.DEFINE_string("input", None, "Detector formats: the take (e.g. a folder of cam*/ folders).")
-flags.DEFINE_string("layout", None, "Detector formats: joint layout (when the file does not "
-                    "record it).")
-flags.DEFINE_bool("skip_layout_check", False, "Detector formats: skip the layout plausibility "
-                  "check.")
-flags.DEFINE_float("min_score", 0.0, "Detector formats: joints with a score <= this are missing.")
+cli.define_detector_flags()
 flags.DEFINE_integer("tolerance", 0, "Detector formats: a neighbour within this many frames of the "
                      "query's frame is a hit.")
 flags.mark_flags_as_required(["export_dir", "output_dir"])
@@ -56,8 +52,7 @@ def main(argv):
             raise ValueError(f"--dataset={FLAGS.dataset} needs --input")
         results = retrieval_lib.run_synchronised(
             export_dir=FLAGS.export_dir, output_dir=FLAGS.output_dir, dataset=FLAGS.dataset,
-            path=FLAGS.input, tolerance=FLAGS.tolerance, layout=FLAGS.layout,
-            skip_layout_check=FLAGS.skip_layout_check, min_score=FLAGS.min_score)
+            path=FLAGS.input, tolerance=FLAGS.tolerance, **cli.detector_kwargs(FLAGS))
         print(retrieval_lib.synchronised_table(results))
         return
     results = retrieval_lib.run(

@@ -254,7 +254,7 @@ def test_skeleton_pickle_labels_split_ntu_fields_and_padding(tmp_path):
     path = tmp_path / "ntu60_hrnet.pkl"
     _pyskl_pickle(path, {"S001C002P003R001A005": (a, 4), "S002C001P008R002A010": (b, 9)})
     clips = registry.load_clips("skeleton_pickle", str(path))
-    assert clips.info["layout"] == "coco17" and clips.info["benchmark"] == "xsub"
+    assert clips.info["layout"] == "coco17" and clips.info["split_prefix"] == "xsub"
     assert list(clips.clip_ids) == ["S001C002P003R001A005", "S002C001P008R002A010"]
     assert list(clips.labels) == [4, 9] and clips.class_names == tuple(str(i) for i in range(10))
     assert list(clips.split) == ["train", "test"]
@@ -262,7 +262,7 @@ def test_skeleton_pickle_labels_split_ntu_fields_and_padding(tmp_path):
     for kp, mask, expected in zip(clips.keypoints, clips.masks, (a, b)):
         assert mask[-2:].sum() == 0 and mask[:-2].all()
         np.testing.assert_allclose(kp[:-2], expected[:-2], atol=1e-4)
-    xview = registry.load_clips("skeleton_pickle", str(path), benchmark="xview")
+    xview = registry.load_clips("skeleton_pickle", str(path), split_prefix="xview")
     assert list(xview.split) == ["", "train"]
 
 

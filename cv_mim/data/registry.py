@@ -70,12 +70,12 @@ def blank(n):
 def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=None,
                num_frames=None, min_visible_fraction=0.4, invisible_joints="annotated",
                layout=None, skip_layout_check=False, min_score=0.0, labels_csv=None,
-               benchmark=None):
+               split_prefix=None):
     """Reads a dataset into a :class:`ClipSet` with the project's loaders.
 
     ``min_visible_fraction`` and ``invisible_joints`` are Penn Action's clip-removal rule and
     invisible-joint rule (:func:`cv_mim.data.penn_action.joint_mask`); other datasets ignore them.
-    ``layout``, ``skip_layout_check``, ``min_score``, ``labels_csv`` and ``benchmark`` (skeleton
+    ``layout``, ``skip_layout_check``, ``min_score``, ``labels_csv`` and ``split_prefix`` (skeleton
     pickle split) apply to :data:`DETECTOR_DATASETS` (module docstring).
     """
     if dataset not in DATASETS:
@@ -83,7 +83,7 @@ def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=
     if not os.path.exists(path):
         raise FileNotFoundError(f"{dataset} input not found: {path}")
     if dataset in DETECTOR_DATASETS:
-        clips, info = _read_detections(dataset, path, benchmark)
+        clips, info = _read_detections(dataset, path, split_prefix)
         return _detector_clips(dataset, clips, info, layout=layout,
                                skip_layout_check=skip_layout_check, min_score=min_score,
                                labels_csv=labels_csv, num_frames=num_frames)
@@ -164,7 +164,7 @@ def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=
         performers=empty_ints(n), replications=empty_ints(n), info={})
 
 
-def _read_detections(dataset, path, benchmark):
+def _read_detections(dataset, path, split_prefix):
     # pylint: disable=import-outside-toplevel
     if dataset == "openpose":
         from cv_mim.data import openpose
@@ -179,7 +179,7 @@ def _read_detections(dataset, path, benchmark):
         from cv_mim.data import mmpose_json
         return mmpose_json.load_mmpose_json(path), {}
     from cv_mim.data import skeleton_pickle
-    return skeleton_pickle.load_skeleton_pickle(path, benchmark=benchmark)
+    return skeleton_pickle.load_skeleton_pickle(path, split_prefix=split_prefix)
 
 
 def resolve_layout(dataset, clips, layout):

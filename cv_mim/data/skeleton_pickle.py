@@ -11,7 +11,7 @@ It is read with :func:`cv_mim.data.safe_pickle.safe_load`, which admits only num
 plain containers: a pickle that names any other callable is refused, never run.
 
 Fields: clip id = ``frame_dir``; label = ``label`` (class names are the label numbers as text, as the
-file has none); split = ``train`` / ``test`` from the ``split`` lists of one benchmark (``benchmark``
+file has none); split = ``train`` / ``test`` from the ``split`` lists of one benchmark (``split_prefix``
 argument, e.g. ``xsub``; default: the first ``*_train`` key of the file, or plain ``train``/``val``/
 ``test`` keys); NTU-style ``frame_dir`` names (``S001C002P003R002A013``) also give subject and view.
 Layout: V = 17 -> ``coco17`` (the HRNet 2D annotations), V = 25 -> ``ntu25`` (Kinect); the user can name
@@ -31,24 +31,25 @@ from cv_mim.data import safe_pickle
 JOINT_LAYOUTS = {17: "coco17", 25: "ntu25"}
 
 
-def _split_of(split, benchmark, what):
+def _split_of(split, split_prefix, what):
     if not split:
         return None, {}
     if not isinstance(split, dict):
         raise ValueError(f"{what}: 'split' must be a dict of name -> list of frame_dir")
     keys = list(split)
-    if benchmark is None:
+    if split_prefix is None:
         prefixed = [k for k in keys if k.endswith("_train")]
-        benchmark = prefixed[0][: -len("_train")] if prefixed else ""
-    prefix = f"{benchmark}_" if benchmark else ""
+        split_prefix = prefixed[0][: -len("_train")] if prefixed else ""
+    prefix = f"{split_prefix}_" if split_prefix else ""
     roles = {f"{prefix}train": "train", f"{prefix}val": "test", f"{prefix}test": "test"}
     if not any(k in split for k in roles):
-        raise ValueError(f"{what}: no split lists for benchmark {benchmark!r}; the file has {keys}")
+        raise ValueError(f"{what}: no split lists with prefix {split_prefix!r}; the file has "
+                         f"{keys}")
     out = {}
     for key, role in roles.items():
         for name in split.get(key, []):
             out[str(name)] = role
-    return benchmark, out
+    return split_prefix, out
 
 
 def _person_track(ann, what):
@@ -74,13 +75,13 @@ def _person_track(ann, what):
     return out_kp, out_sc
 
 
-def load_skeleton_pickle(path, *, benchmark=None):
+def load_skeleton_pickle(path, *, split_prefix=None):
     """The annotations of ``path`` -> (list of DetectionClip, info dict)."""
     doc = safe_pickle.load_pickle(path, what=path)
     if not isinstance(doc, dict) or not isinstance(doc.get("annotations"), list):
         raise ValueError(f"{path}: not a skeleton annotation pickle (expected a dict with an "
                          "'annotations' list)")
-    benchmark, roles = _split_of(doc.get("split"), benchmark, path)
+    split_prefix, roles = _split_of(doc.get("split"), split_prefix, path)
     clips = []
     for k, ann in enumerate(doc["annotations"]):
         what = f"{path}: annotations[{k}]"
@@ -100,4 +101,4 @@ def load_skeleton_pickle(path, *, benchmark=None):
         clips.append(detections.DetectionClip(
             clip_id=name, keypoints=kp, scores=sc, frames=tuple(range(len(kp))),
             layout=JOINT_LAYOUTS.get(kp.shape[1]), fields=fields))
-    return clips, {"benchmark": benchmark, "source": os.path.abspath(path)}
+    return clips, {"split_prefix": split_prefix, "source": os.path.abspath(path)}
