@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 
 from cv_mim import cli
+from cv_mim.data import registry as data_registry
 from cv_mim.downstream import action_recognition as action_lib
 from cv_mim.serving import embed as embed_lib
 
@@ -27,8 +28,9 @@ flags.DEFINE_string("embeddings", None, "A cv_mim.embed output (.npz).")
 flags.DEFINE_string("export_dir", None, "Shortcut: embed --input with this export first.")
 
 
-flags.DEFINE_enum("dataset", None, ["penn_action", "ntu_rgbd"], "Dataset of --input (with "
-                  "--export_dir).")
+flags.DEFINE_enum("dataset", None, ("penn_action", "ntu_rgbd") + data_registry.DETECTOR_DATASETS,
+                  "Dataset of --input (with --export_dir); a detector format gives your own "
+                  "labelled clips (labels / views / split from the file or --labels_csv).")
 
 
 flags.DEFINE_string("input", None, "Dataset path (with --export_dir).")
@@ -43,6 +45,7 @@ flags.DEFINE_bool("skip_malformed", False, "With --export_dir: skip malformed fi
 
 cli.define_invisible_joints_flag("With --export_dir: ")
 cli.define_trust_export_flag()
+cli.define_detector_flags("With --export_dir and a detector format: ")
 
 
 flags.DEFINE_string("output_dir", None, "Results directory.")
@@ -111,6 +114,8 @@ def main(argv):
             kwargs["skip_list"] = FLAGS.skip_list
         if FLAGS.dataset == "penn_action":
             kwargs["invisible_joints"] = FLAGS.invisible_joints
+        if FLAGS.dataset in data_registry.DETECTOR_DATASETS:
+            kwargs = cli.detector_kwargs(FLAGS)
         embeddings = embed_lib.embed_dataset(
             FLAGS.export_dir, FLAGS.dataset, FLAGS.input,
             os.path.join(FLAGS.output_dir, "embeddings.npz"), flip_modes=flips,

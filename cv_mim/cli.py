@@ -140,6 +140,34 @@ def define_invisible_joints_flag(context=""):
                       "missing.")
 
 
+DETECTOR_FLAGS = ("layout", "skip_layout_check", "min_score", "labels_csv", "split_prefix",
+                  "num_frames")
+
+
+def define_detector_flags(context="Detector formats: "):
+    """Defines the flags of the detector-format readers (:data:`cv_mim.data.registry.DETECTOR_DATASETS`);
+    :func:`detector_kwargs` turns them into ``load_clips`` arguments."""
+    from absl import flags  # pylint: disable=import-outside-toplevel
+
+    from cv_mim.data import registry  # pylint: disable=import-outside-toplevel
+    flags.DEFINE_string("layout", None, f"{context}joint layout of the file (required when the file "
+                        "does not record it), one of " + ", ".join(registry.LAYOUT_CHOICES) + ".")
+    flags.DEFINE_bool("skip_layout_check", False, f"{context}do not refuse keypoints that look like "
+                      "another layout of the same size (cv_mim.keypoints.plausibility).")
+    flags.DEFINE_float("min_score", 0.0, f"{context}joints with a score <= this are missing.")
+    flags.DEFINE_string("labels_csv", None, f"{context}CSV sidecar with clip_id and any of label, "
+                        "view, split, subject.")
+    flags.DEFINE_string("split_prefix", None, f"{context}skeleton_pickle split lists to use (e.g. "
+                        "xsub, xview); default the file's first *_train list.")
+    flags.DEFINE_integer("num_frames", None, f"{context}resample every clip to this many frames "
+                         "(action recognition needs one clip length).")
+
+
+def detector_kwargs(flag_values):
+    """``load_clips`` keyword arguments from the flags of :func:`define_detector_flags`."""
+    return {name: getattr(flag_values, name) for name in DETECTOR_FLAGS}
+
+
 def parse_seeds(values):
     """--seeds as integers, or a usage error naming the flag."""
     try:

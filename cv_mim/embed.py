@@ -16,7 +16,11 @@ flags.DEFINE_string("export_dir", None, "SavedModel from cv_mim.export.")
 flags.DEFINE_enum("dataset", None, data_registry.DATASETS,
                   "penn_action: labels/ folder of .mat; ntu_rgbd: folder of .skeleton; h36m: "
                   "folder with data_3d_h36m.npz (+ data_2d_h36m_gt.npz) and cameras.json; npy: a "
-                  ".npy of [N,13,2] or [C,T,13,2] canonical keypoints (NaN = missing).")
+                  ".npy of [N,13,2] or [C,T,13,2] canonical keypoints (NaN = missing); openpose: "
+                  "folder of per-frame OpenPose JSON (or of such folders); openpose_multiview: "
+                  "folder of cam*/ OpenPose folders; coco_json: COCO keypoint annotation or result "
+                  "file; mmpose_json: MMPose prediction file or folder; skeleton_pickle: PYSKL / "
+                  "MMAction2 annotation .pkl.")
 flags.DEFINE_string("input", None, "Dataset path.")
 flags.DEFINE_string("output", None, "Output .npz.")
 flags.DEFINE_list("flip_modes", [], "Also embed mirrored keypoints: keep and/or swap.")
@@ -27,6 +31,7 @@ flags.DEFINE_list("subjects", None, "h36m: subjects to embed (default: all).")
 flags.DEFINE_float("min_visible_fraction", 0.4, "Penn: drop clips with fewer visible joints.")
 cli.define_invisible_joints_flag()
 cli.define_trust_export_flag()
+cli.define_detector_flags()
 flags.mark_flags_as_required(["export_dir", "dataset", "input", "output"])
 
 
@@ -41,6 +46,8 @@ def main(argv):
     if FLAGS.dataset == "penn_action":
         kwargs["min_visible_fraction"] = FLAGS.min_visible_fraction
         kwargs["invisible_joints"] = FLAGS.invisible_joints
+    if FLAGS.dataset in data_registry.DETECTOR_DATASETS:
+        kwargs = cli.detector_kwargs(FLAGS)
     path = embed_lib.embed_dataset(FLAGS.export_dir, FLAGS.dataset, FLAGS.input, FLAGS.output,
                                    flip_modes=tuple(FLAGS.flip_modes),
                                    trust_export=FLAGS.trust_export, **kwargs)

@@ -4,12 +4,18 @@ r"""Cross-view retrieval evaluation of an export on Human3.6M-layout multi-view 
         --subjects=S9,S11 --output_dir=runs/cv_mim/retrieval
 
 Writes retrieval_results.json, retrieval.md (the table) and nearest-neighbour PNG panels.
+
+Your own synchronised cameras (no 3D; hit = the same frame ± --tolerance frames of another camera):
+
+    python -m cv_mim.retrieval --export_dir=runs/cv_mim/export --dataset=openpose_multiview \
+        --input=MY_TAKE --layout=body25b --tolerance=2 --output_dir=runs/cv_mim/retrieval_mine
 """
 
 
 from absl import flags
 
 from cv_mim import cli
+from cv_mim.data import registry
 from cv_mim.downstream import retrieval as retrieval_lib
 
 FLAGS = flags.FLAGS
@@ -28,12 +34,28 @@ flags.DEFINE_integer("max_queries", 2000, "Queries per camera pair (random subse
 flags.DEFINE_integer("seed", 0, "Seed of the query subset and the panels.")
 flags.DEFINE_bool("draw", True, "Draw nearest-neighbour panels (matplotlib).")
 cli.define_trust_export_flag()
+flags.DEFINE_enum("dataset", "h36m", ("h36m",) + registry.DETECTOR_DATASETS,
+                  "h36m: the Human3.6M protocol above; a detector format: synchronised cameras "
+                  "(one clip per camera) read from --input.")
+flags.DEFINE_string("input", None, "Detector formats: the take (e.g. a folder of cam*/ folders).")
+cli.define_detector_flags()
+flags.DEFINE_integer("tolerance", 0, "Detector formats: a neighbour within this many frames of the "
+                     "query's frame is a hit.")
 flags.mark_flags_as_required(["export_dir", "output_dir"])
 
 
 @cli.friendly_errors
 def main(argv):
     cli.start(argv)
+    if FLAGS.dataset != "h36m":
+        if not FLAGS.input:
+            raise ValueError(f"--dataset={FLAGS.dataset} needs --input")
+        results = retrieval_lib.run_synchronised(
+            export_dir=FLAGS.export_dir, output_dir=FLAGS.output_dir, dataset=FLAGS.dataset,
+            path=FLAGS.input, tolerance=FLAGS.tolerance, trust_export=FLAGS.trust_export,
+            **cli.detector_kwargs(FLAGS))
+        print(retrieval_lib.synchronised_table(results))
+        return
     results = retrieval_lib.run(
         export_dir=FLAGS.export_dir, output_dir=FLAGS.output_dir, data_dir=FLAGS.data_dir,
         data_3d=FLAGS.data_3d, data_2d=FLAGS.data_2d, cameras=FLAGS.cameras,

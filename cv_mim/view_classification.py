@@ -14,6 +14,7 @@ from absl import app
 from absl import flags
 
 from cv_mim import cli
+from cv_mim.data import registry as data_registry
 from cv_mim.downstream import view_classification as view_lib
 from cv_mim.serving import embed as embed_lib
 
@@ -26,6 +27,10 @@ flags.DEFINE_bool("skip_malformed", False, "With --export_dir: skip malformed la
                   "the log) instead of stopping.")
 cli.define_invisible_joints_flag("With --export_dir: ")
 cli.define_trust_export_flag()
+flags.DEFINE_enum("dataset", "penn_action", ("penn_action",) + data_registry.DETECTOR_DATASETS,
+                  "With --export_dir: dataset of --input (a detector format: your own clips with "
+                  "views and split from the file or --labels_csv).")
+cli.define_detector_flags("With --export_dir and a detector format: ")
 flags.DEFINE_list("features", ["view_embedding", "raw"],
                   f"Inputs to compare, from {view_lib.FEATURES}.")
 flags.DEFINE_integer("steps", 10_000, "Iterations (App. C: 1e4).")
@@ -47,11 +52,12 @@ def main(argv):
     if FLAGS.export_dir:
         if embeddings or not FLAGS.input:
             raise app.UsageError("--export_dir needs --input and no --embeddings")
-        embeddings = embed_lib.embed_dataset(FLAGS.export_dir, "penn_action", FLAGS.input,
+        kwargs = ({"skip_malformed": FLAGS.skip_malformed,
+                   "invisible_joints": FLAGS.invisible_joints} if FLAGS.dataset == "penn_action"
+                  else cli.detector_kwargs(FLAGS))
+        embeddings = embed_lib.embed_dataset(FLAGS.export_dir, FLAGS.dataset, FLAGS.input,
                                              os.path.join(FLAGS.output_dir, "embeddings.npz"),
-                                             skip_malformed=FLAGS.skip_malformed,
-                                             invisible_joints=FLAGS.invisible_joints,
-                                             trust_export=FLAGS.trust_export)
+                                             trust_export=FLAGS.trust_export, **kwargs)
     if not embeddings:
         raise app.UsageError("give --embeddings (from cv_mim.embed) or --export_dir")
     seeds = cli.parse_seeds(FLAGS.seeds)

@@ -74,6 +74,7 @@ def test_profile_constants():
     )  # fmt: skip
     assert profiles.SOURCE_LAYOUTS == (
         "canonical13", "h36m32", "h36m17", "h36m17_legacy", "coco17", "penn13", "ntu25", "openpose25",
+        "openpose25b", "openpose18", "halpe26", "mediapipe33", "coco_wholebody133",
     )  # fmt: skip
 
 

@@ -2,8 +2,18 @@
 
 :data:`DATASETS` is the one list of readers every binary offers; :func:`load_clips` returns a
 :class:`ClipSet` in the canonical 13-joint layout with a joint mask, clip boundaries and metadata.
+
+Detector formats (:data:`DETECTOR_DATASETS`) go through :func:`_detector_clips`: the layout is named by
+the user (``layout``) or recorded in the file, checked (joint count, then the plausibility check of
+:mod:`cv_mim.keypoints.plausibility`, skipped with ``skip_layout_check``), converted to the canonical
+profile; joints with a score <= ``min_score`` are missing. Labels, views, split and subjects come from
+the file when it has them, and from a CSV sidecar (``labels_csv``: a header row with ``clip_id`` and any
+of ``label``, ``view``, ``split``, ``subject``; a label is a class name or an integer) which overrides
+the file. ``num_frames`` resamples every clip to that length (the rule of
+:func:`cv_mim.data.penn_action.resample_sequence`), as the action classifiers need one clip length.
 """
 
+import csv
 import dataclasses
 import logging
 import os
@@ -13,11 +23,23 @@ import numpy as np
 from cv_mim.data import ntu_rgbd
 from cv_mim.data import safe_pickle
 from cv_mim.keypoints import checks
+from cv_mim.keypoints import plausibility
 from cv_mim.keypoints import profiles
 
-log = logging.getLogger("cv_mim.data")
+log = logging.getLogger("cv_mim.data.registry")
 
-DATASETS = ("penn_action", "ntu_rgbd", "h36m", "npy")
+DETECTOR_DATASETS = ("openpose", "openpose_multiview", "coco_json", "mmpose_json",
+                     "skeleton_pickle")
+
+DATASETS = ("penn_action", "ntu_rgbd", "h36m", "npy") + DETECTOR_DATASETS
+
+# Layout names users know from the detectors' documentation -> profiles.SOURCE_LAYOUTS.
+LAYOUT_ALIASES = {"body25": "openpose25", "body_25": "openpose25", "body25b": "openpose25b",
+                  "body_25b": "openpose25b", "coco18": "openpose18", "coco": "coco17",
+                  "halpe": "halpe26", "mediapipe": "mediapipe33", "blazepose": "mediapipe33",
+                  "coco_wholebody": "coco_wholebody133", "h36m": "h36m17", "ntu": "ntu25"}
+
+LAYOUT_CHOICES = profiles.SOURCE_LAYOUTS + tuple(LAYOUT_ALIASES)
 
 
 @dataclasses.dataclass
@@ -48,16 +70,25 @@ def blank(n):
 
 
 def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=None,
-               num_frames=None, min_visible_fraction=0.4, invisible_joints="annotated"):
+               num_frames=None, min_visible_fraction=0.4, invisible_joints="annotated",
+               layout=None, skip_layout_check=False, min_score=0.0, labels_csv=None,
+               split_prefix=None):
     """Reads a dataset into a :class:`ClipSet` with the project's loaders.
 
     ``min_visible_fraction`` and ``invisible_joints`` are Penn Action's clip-removal rule and
     invisible-joint rule (:func:`cv_mim.data.penn_action.joint_mask`); other datasets ignore them.
+    ``layout``, ``skip_layout_check``, ``min_score``, ``labels_csv`` and ``split_prefix`` (skeleton
+    pickle split) apply to :data:`DETECTOR_DATASETS` (module docstring).
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{dataset} input not found: {path}")
+    if dataset in DETECTOR_DATASETS:
+        clips, info = _read_detections(dataset, path, split_prefix)
+        return _detector_clips(dataset, clips, info, layout=layout,
+                               skip_layout_check=skip_layout_check, min_score=min_score,
+                               labels_csv=labels_csv, num_frames=num_frames)
     if dataset == "penn_action":
         from cv_mim.data import penn_action  # pylint: disable=import-outside-toplevel
         kwargs = {"num_frames": num_frames} if num_frames else {}
@@ -138,3 +169,112 @@ def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=
         labels=empty_ints(n), class_names=(), views=blank(n), split=blank(n),
         subjects=blank(n), setups=empty_ints(n), cameras=empty_ints(n),
         performers=empty_ints(n), replications=empty_ints(n), info={})
+
+
+def _read_detections(dataset, path, split_prefix):
+    # pylint: disable=import-outside-toplevel
+    if dataset == "openpose":
+        from cv_mim.data import openpose
+        return openpose.load_openpose(path), {}
+    if dataset == "openpose_multiview":
+        from cv_mim.data import openpose
+        return openpose.load_openpose_multiview(path), {"synchronised_views": True}
+    if dataset == "coco_json":
+        from cv_mim.data import coco_json
+        return coco_json.load_coco_json(path), {}
+    if dataset == "mmpose_json":
+        from cv_mim.data import mmpose_json
+        return mmpose_json.load_mmpose_json(path), {}
+    from cv_mim.data import skeleton_pickle
+    return skeleton_pickle.load_skeleton_pickle(path, split_prefix=split_prefix)
+
+
+def resolve_layout(dataset, clips, layout):
+    """The user's layout (aliases allowed) or the one recorded in the file; error when neither."""
+    if layout is not None:
+        name = LAYOUT_ALIASES.get(str(layout).lower(), str(layout).lower())
+        if name not in profiles.SOURCE_LAYOUTS:
+            raise ValueError(f"--layout must be one of {LAYOUT_CHOICES}, got {layout!r}")
+        recorded = {c.layout for c in clips if c.layout}
+        if recorded and recorded != {name}:
+            log.warning("%s: --layout=%s overrides the layout recorded in the file %s", dataset,
+                        name, sorted(recorded))
+        return name
+    recorded = {c.layout for c in clips}
+    if len(recorded) == 1 and None not in recorded:
+        return recorded.pop()
+    joints = sorted({c.keypoints.shape[1] for c in clips})
+    raise ValueError(f"{dataset}: the file does not record its joint layout ({joints} joints); name "
+                     f"it with --layout (one of {profiles.layouts_with_joints(joints[0]) or LAYOUT_CHOICES})")
+
+
+def read_labels_csv(path):
+    """CSV sidecar -> {clip_id: {column: value}} (columns: clip_id + label/view/split/subject)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"labels CSV not found: {path}")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "clip_id" not in reader.fieldnames:
+            raise ValueError(f"{path}: the labels CSV needs a header row with a 'clip_id' column "
+                             f"(and any of label, view, split, subject), got {reader.fieldnames}")
+        unknown = set(reader.fieldnames) - {"clip_id", "label", "view", "split", "subject"}
+        if unknown:
+            raise ValueError(f"{path}: unknown columns {sorted(unknown)}")
+        return {row["clip_id"]: {k: v for k, v in row.items() if k != "clip_id" and v not in
+                                 (None, "")} for row in reader}
+
+
+def _labels(values):
+    """Per-clip labels (int, class name or None) -> (int64 indices, class names)."""
+    given = [v for v in values if v is not None]
+    if not given:
+        return empty_ints(len(values)), ()
+    if all(isinstance(v, (int, np.integer)) or str(v).lstrip("-").isdigit() for v in given):
+        ints = [None if v is None else int(v) for v in values]
+        names = tuple(str(i) for i in range(max(i for i in ints if i is not None) + 1))
+        return np.array([-1 if i is None else i for i in ints], np.int64), names
+    names = tuple(sorted({str(v) for v in given}))
+    return np.array([-1 if v is None else names.index(str(v)) for v in values], np.int64), names
+
+
+def _detector_clips(dataset, clips, info, *, layout, skip_layout_check, min_score, labels_csv,
+                    num_frames=None):
+    if not clips:
+        raise ValueError(f"{dataset}: no clips found")
+    layout = resolve_layout(dataset, clips, layout)
+    scores = [np.where(c.scores > min_score, c.scores, 0.0).astype(np.float32) for c in clips]
+    report = None
+    if not skip_layout_check:
+        report = plausibility.check_layout(
+            np.concatenate([c.keypoints for c in clips]), np.concatenate(scores), layout,
+            name=f"{dataset} ({len(clips)} clips)")
+    kps, masks = zip(*(profiles.convert_keypoints(c.keypoints, layout, s)
+                       for c, s in zip(clips, scores)))
+    if num_frames:  # a fixed length for the action classifiers (Penn Action's resampling rule)
+        from cv_mim.data import penn_action  # pylint: disable=import-outside-toplevel
+        kps, masks = zip(*(penn_action.resample_sequence(k, m, num_frames)
+                           for k, m in zip(kps, masks)))
+    fields = [dict(c.fields) for c in clips]
+    if labels_csv:
+        sidecar = read_labels_csv(labels_csv)
+        ids = {c.clip_id for c in clips}
+        extra = sorted(set(sidecar) - ids)
+        if extra:
+            log.warning("%s: %d clip ids of %s are not in the data (e.g. %s)", dataset, len(extra),
+                        labels_csv, extra[:3])
+        for c, f in zip(clips, fields):
+            f.update(sidecar.get(c.clip_id, {}))
+    labels, class_names = _labels([f.get("label") for f in fields])
+    n = len(clips)
+    info = dict(info, layout=layout, layout_check=None if report is None else {
+        k: v.describe() for k, v in report.items()}, min_score=min_score,
+        missing_frames=int(sum((m.sum(-1) == 0).sum() for m in masks)),
+        frames=int(sum(len(m) for m in masks)))
+    return ClipSet(
+        keypoints=list(kps), masks=list(masks), clip_ids=np.array([c.clip_id for c in clips]),
+        labels=labels, class_names=class_names,
+        views=np.array([str(f.get("view", "")) for f in fields]),
+        split=np.array([str(f.get("split", "")) for f in fields]),
+        subjects=np.array([str(f.get("subject", "")) for f in fields]),
+        setups=empty_ints(n), cameras=empty_ints(n), performers=empty_ints(n),
+        replications=empty_ints(n), info=info)

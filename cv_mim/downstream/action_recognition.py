@@ -11,6 +11,11 @@ Settings:
 * ``limited`` — a fraction of the training clips (stratified by class), full test set (Tables 8 and 9;
   NTU uses the cross-view benchmark there).
 
+Any other embedding file with labels (the detector readers of :mod:`cv_mim.data.registry`, labels,
+views and split from the file or a CSV sidecar) runs the same settings: train / test from its ``split``
+field, single_shot over the views present among its training clips (:func:`_generic_splits`). Its clips
+must have one length (``cv_mim.embed --num_frames``).
+
 Features: ``embedding`` (per-frame pose embedding of an export, the paper's default), ``view_embedding``
 or ``raw`` (the normalised 2D keypoints, 26-d — the "Temporal ConvNet"/"Res-TCN" rows).
 
@@ -57,15 +62,41 @@ DEFAULTS = {
     # is in launch/*.flags.
     "penn_action": {"classifier": "temporal_convnet", "learning_rate": 1e-3},
     "ntu_rgbd": {"classifier": "resnet1d", "learning_rate": 1e-3},
+    "generic": {"classifier": "temporal_convnet", "learning_rate": 1e-3},
 }
 
 
 def dataset_of(emb: embedding_file.EmbeddingFile):
+    """'penn_action', 'ntu_rgbd' (their protocols) or 'generic' (any other labelled clips)."""
     dataset = emb.metadata.get("dataset")
-    if dataset not in ("penn_action", "ntu_rgbd"):
-        raise ValueError(f"action recognition needs Penn Action or NTU RGB+D embeddings; this file "
-                         f"holds {dataset!r}")
-    return dataset
+    if dataset in ("penn_action", "ntu_rgbd"):
+        return dataset
+    if len(emb.class_names) == 0 or not (emb["labels"] >= 0).any():
+        raise ValueError(f"action recognition needs labelled clips; this {dataset!r} file has no "
+                         "labels (give them with cv_mim.embed --labels_csv or use a file that "
+                         "holds them)")
+    return "generic"
+
+
+def _generic_splits(emb, setting, train_view):
+    """Your own clips: the ``split`` field (train / test) and the ``views`` field; unlabelled clips
+    (label −1) are left out. single_shot trains on each view present among the training clips."""
+    split, views = emb["split"].astype(str), emb["views"].astype(str)
+    labelled = emb["labels"] >= 0
+    train = np.flatnonzero((split == "train") & labelled)
+    test = np.flatnonzero((split == "test") & labelled)
+    if not len(train) or not len(test):
+        raise ValueError("action recognition needs labelled training and test clips: the 'split' "
+                         "field must say train / test (from the file or cv_mim.embed --labels_csv)")
+    if setting != "single_shot":
+        return {"all": (train, test)}
+    present = sorted(set(views[train].tolist()))
+    if present == [""]:
+        raise ValueError("single_shot needs the clips' views (from the file or --labels_csv)")
+    if train_view and train_view not in present:
+        raise ValueError(f"--train_view must be one of the training views {present}, got "
+                         f"{train_view!r}")
+    return {v: (train[views[train] == v], test) for v in ([train_view] if train_view else present)}
 
 
 def _ntu_names(emb):
@@ -75,6 +106,8 @@ def _ntu_names(emb):
 def splits(emb, setting, *, train_view=None, benchmark="cross_subject"):
     """{training view name (or "all"): (train_indices, test_indices)} for a setting."""
     dataset = dataset_of(emb)
+    if dataset == "generic":
+        return _generic_splits(emb, setting, train_view)
     if dataset == "penn_action":
         split = emb["split"].astype(str)
         views = emb["views"].astype(str)
@@ -155,7 +188,7 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
     emb = (embeddings if isinstance(embeddings, embedding_file.EmbeddingFile)
            else embedding_file.load_embeddings(embeddings))
     dataset = dataset_of(emb)
-    if flip_mode != "none" and dataset != "penn_action":
+    if flip_mode != "none" and dataset == "ntu_rgbd":
         raise ValueError("flip augmentation is a Penn Action protocol (NTU: no augmentation, App. B.2)")
     defaults = DEFAULTS[dataset]
     classifier = classifier or defaults["classifier"]

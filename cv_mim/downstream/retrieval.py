@@ -10,6 +10,10 @@ when one of its k nearest gallery neighbours (Euclidean distance) is
 
 The same is measured with the pose embedding z_p, the view embedding z_v and the raw normalised 2D
 keypoints (26-d), so the table shows what the embedding adds over the input.
+
+Without 3D (your own synchronised cameras, e.g. ``--dataset=openpose_multiview``, a folder of ``cam*/``
+OpenPose folders): :func:`run_synchronised` counts a hit when a neighbour is the same frame ± ``tolerance``
+frames of another camera; frames where the person is not detected are neither queries nor gallery.
 """
 
 import dataclasses
@@ -21,6 +25,7 @@ import numpy as np
 
 from cv_mim import plotting
 from cv_mim import records
+from cv_mim.data import registry
 from cv_mim.keypoints import normalization
 from cv_mim.keypoints import profiles
 from cv_mim.serving import embedder as embedder_lib
@@ -258,4 +263,75 @@ def run(*, export_dir, output_dir, data_dir=None, data_3d=None, data_2d=None, ca
         for feature in ("pose_embedding", "view_embedding"):
             draw_panels(os.path.join(output_dir, f"retrieval_{feature}.png"), data, feature,
                         seed=seed)
+    return results
+
+
+def synchronised_hits(features, present, camera_ids, *, tolerance=0, ks=KS):
+    """Cross-camera Hit@k on synchronised views without 3D: frame t of camera i finds a hit at k when
+    one of its k nearest frames of camera j (i ≠ j) is frame t' with |t' − t| <= ``tolerance``.
+
+    Args:
+      features: {name: [C, N, D]} per-camera features of the same N time steps.
+      present: [C, N] bool; frames where the person was not detected are neither queries nor gallery.
+      camera_ids: C names.
+    Returns:
+      {"tolerance", "num_frames", "camera_ids", "features": {name: {"mean": {k: hit}, "per_pair"}}}.
+    """
+    kmax = max(ks)
+    results = {"tolerance": int(tolerance), "num_frames": int(present.shape[1]),
+               "camera_ids": list(camera_ids), "features": {}}
+    for name, feats in features.items():
+        per_pair = []
+        for i, j in ((i, j) for i in range(len(camera_ids)) for j in range(len(camera_ids))):
+            queries, gallery = np.flatnonzero(present[i]), np.flatnonzero(present[j])
+            if i == j or not len(queries) or len(gallery) < kmax:
+                continue
+            nn = gallery[_nearest(feats[i][queries], feats[j][gallery], kmax)]
+            hits = hits_at_k(nn, lambda nb, q=queries: np.abs(nb - q[:, None]) <= tolerance, ks)
+            per_pair.append({"query_camera": camera_ids[i], "gallery_camera": camera_ids[j],
+                             "num_queries": int(len(queries)), "hits": hits})
+        if not per_pair:
+            raise ValueError(f"retrieval needs at least 2 cameras with {kmax} or more frames where "
+                             "the person is detected")
+        results["features"][name] = {
+            "mean": {str(k): float(np.mean([p["hits"][str(k)] for p in per_pair])) for k in ks},
+            "per_pair": per_pair}
+    return results
+
+
+def synchronised_table(results, ks=KS):
+    tol = results["tolerance"]
+    lines = ["| feature | " + " | ".join(f"Hit@{k} (frame ± {tol})" for k in ks) + " |",
+             "|---|" + "---|" * len(ks)]
+    for name, res in results["features"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{100 * res['mean'][str(k)]:.1f}" for k in ks)
+                     + " |")
+    return "\n".join(lines)
+
+
+def run_synchronised(*, export_dir, output_dir, dataset, path, tolerance=0, trust_export=False,
+                     **loader_kwargs):
+    """Retrieval on synchronised camera views from a reader (``openpose_multiview``: one ``cam*/``
+    folder per camera; any other reader whose clips are the cameras of one take, equal lengths)."""
+    clips = registry.load_clips(dataset, path, **loader_kwargs)
+    lengths = {len(k) for k in clips.keypoints}
+    if len(clips.keypoints) < 2 or len(lengths) != 1:
+        raise ValueError(f"{dataset} at {path}: synchronised retrieval needs >= 2 clips (cameras) "
+                         f"of one length, got {len(clips.keypoints)} clips of lengths "
+                         f"{sorted(lengths)}")
+    embedder = embedder_lib.Embedder(export_dir, trust_export=trust_export)
+    features = {name: [] for name in FEATURES}
+    for kp, mask, cam in zip(clips.keypoints, clips.masks, clips.clip_ids):
+        out = embedder(np.where(mask[..., None] > 0, kp, np.nan), mask, name=f"camera {cam}")
+        features["pose_embedding"].append(out["pose_embedding"])
+        features["view_embedding"].append(out["view_embedding"])
+        features["raw_2d"].append(out["normalized_keypoints"].reshape(len(kp), -1))
+    present = np.stack([(m > 0).any(-1) for m in clips.masks])
+    results = synchronised_hits({k: np.stack(v) for k, v in features.items()}, present,
+                                [str(c) for c in clips.clip_ids], tolerance=tolerance)
+    results.update(export_dir=export_dir, dataset=dataset, source=os.path.abspath(path),
+                   algorithm=embedder.metadata.get("algorithm"), loader_info=clips.info)
+    records.write_results(
+        output_dir, results, "retrieval_results.json", synchronised_table(results),
+        "retrieval.md", heading=f"Cross-camera retrieval ({results['algorithm']}, {dataset})")
     return results

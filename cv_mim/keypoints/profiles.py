@@ -15,7 +15,11 @@ Contents
 * Source layouts (native joint orders) and :func:`convert_keypoints`, which maps any of them to the
   canonical profile plus a presence mask. "head" is the head-top for Human3.6M (as the authors, who let
   H36M ``Head`` stand in for the nose tip), the nose for COCO / OpenPose, Kinect's ``Head`` for NTU and
-  Penn Action's head point.
+  Penn Action's head point. Head rule for detector layouts: a layout that has a head-top (OpenPose
+  BODY_25B ``HeadTop``, Halpe-26 ``head``) uses it, because the encoder learns the Human3.6M head-top;
+  nose-only layouts (COCO-17, BODY_25, COCO-18, MediaPipe-33, COCO-WholeBody) use the nose.
+* :func:`layouts_with_joints` — the layouts of one joint count; the plausibility check that tells
+  same-size layouts apart is :mod:`cv_mim.keypoints.plausibility`.
 * :func:`validate_keypoints` — the numpy-level input check (ValueError naming the input and its shape).
 * :func:`normalize_keypoints_2d` — the authors' 2D normalisation (fact sheet §6.3) with one documented
   rule for missing joints; :func:`normalize_keypoints_3d` — their ``LEGACY_3DH36M17`` 3D normalisation
@@ -291,6 +295,52 @@ OPENPOSE25_JOINT_NAMES = (
 )
 
 
+# OpenPose BODY_25B (the experimental model of openpose_train, the default of Pose2Sim): the 17 COCO
+# joints in COCO order, then the upper neck, the head-top and the six foot points. Same size as BODY_25
+# but a different order: reading one as the other moves 10 of the 13 canonical joints.
+OPENPOSE25B_JOINT_NAMES = (
+    "Nose", "LEye", "REye", "LEar", "REar", "LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist",
+    "RWrist", "LHip", "RHip", "LKnee", "RKnee", "LAnkle", "RAnkle", "UpperNeck", "HeadTop",
+    "LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel",
+)
+
+
+# OpenPose COCO-18 (``--model_pose COCO``; also the OpenPose-style 18-joint output of many ports).
+OPENPOSE18_JOINT_NAMES = (
+    "Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "RHip", "RKnee",
+    "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar",
+)
+
+
+# Halpe-26 (AlphaPose ``halpe26`` models): COCO-17, then head-top ("Head"), neck, mid-hip and the feet.
+HALPE26_JOINT_NAMES = COCO17_JOINT_NAMES + (
+    "head", "neck", "hip", "left_big_toe", "right_big_toe", "left_small_toe", "right_small_toe",
+    "left_heel", "right_heel",
+)
+
+
+# MediaPipe Pose / BlazePose 33 landmarks.
+MEDIAPIPE33_JOINT_NAMES = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
+    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
+    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky",
+    "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel", "right_heel",
+    "left_foot_index", "right_foot_index",
+)
+
+
+# COCO-WholeBody 133 keypoints: body (COCO-17 order) 0-16, feet 17-22, face 23-90, left hand 91-111,
+# right hand 112-132. Only the body part is used; the other 116 get positional names.
+COCO_WHOLEBODY133_JOINT_NAMES = (
+    COCO17_JOINT_NAMES
+    + ("left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel")
+    + tuple(f"face_{i}" for i in range(68))
+    + tuple(f"left_hand_{i}" for i in range(21))
+    + tuple(f"right_hand_{i}" for i in range(21))
+)
+
+
 SOURCE_LAYOUTS = (
     "canonical13",
     "h36m32",
@@ -300,6 +350,11 @@ SOURCE_LAYOUTS = (
     "penn13",
     "ntu25",
     "openpose25",
+    "openpose25b",
+    "openpose18",
+    "halpe26",
+    "mediapipe33",
+    "coco_wholebody133",
 )
 
 
@@ -312,6 +367,11 @@ LAYOUT_JOINT_NAMES = {
     "penn13": PENN13_JOINT_NAMES,
     "ntu25": NTU25_JOINT_NAMES,
     "openpose25": OPENPOSE25_JOINT_NAMES,
+    "openpose25b": OPENPOSE25B_JOINT_NAMES,
+    "openpose18": OPENPOSE18_JOINT_NAMES,
+    "halpe26": HALPE26_JOINT_NAMES,
+    "mediapipe33": MEDIAPIPE33_JOINT_NAMES,
+    "coco_wholebody133": COCO_WHOLEBODY133_JOINT_NAMES,
 }
 
 
@@ -331,6 +391,14 @@ _H36M_CANONICAL_SOURCES = (
     "LFoot",  # H36M's "Foot" joint is the ankle
     "RFoot",
 )
+
+
+# The 12 limb joints in canonical order, in OpenPose's and in COCO's (snake_case) spelling.
+_OPENPOSE_LIMBS = ("LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist", "RWrist", "LHip", "RHip",
+                   "LKnee", "RKnee", "LAnkle", "RAnkle")
+
+
+_COCO_STYLE_LIMBS = COCO17_JOINT_NAMES[5:]
 
 
 _CANONICAL_SOURCES = {
@@ -370,6 +438,13 @@ _CANONICAL_SOURCES = {
         "LAnkle",
         "RAnkle",
     ),
+    # Head rule (module docstring): layouts that have a head-top use it, as the encoder was trained on
+    # the Human3.6M head-top; nose-only layouts use the nose.
+    "openpose25b": ("HeadTop",) + _OPENPOSE_LIMBS,
+    "openpose18": ("Nose",) + _OPENPOSE_LIMBS,
+    "halpe26": ("head",) + COCO17_JOINT_NAMES[5:],
+    "mediapipe33": ("nose",) + _COCO_STYLE_LIMBS,
+    "coco_wholebody133": ("nose",) + _COCO_STYLE_LIMBS,
 }
 
 
@@ -379,6 +454,11 @@ LAYOUT_TO_CANONICAL = {
     layout: tuple(LAYOUT_JOINT_NAMES[layout].index(name) for name in _CANONICAL_SOURCES[layout])
     for layout in SOURCE_LAYOUTS
 }
+
+
+def layouts_with_joints(num_joints):
+    """The source layouts with ``num_joints`` joints (the candidates a same-size mix-up can come from)."""
+    return tuple(name for name in SOURCE_LAYOUTS if len(LAYOUT_JOINT_NAMES[name]) == num_joints)
 
 
 def _as_keypoint_array(array, name, num_joints, dims):
@@ -458,6 +538,12 @@ def convert_keypoints(keypoints, layout, scores=None):
     if layout not in LAYOUT_JOINT_NAMES:
         raise ValueError(f"layout: unknown layout {layout!r}; expected one of {SOURCE_LAYOUTS}")
     num_source = len(LAYOUT_JOINT_NAMES[layout])
+    shape = np.shape(keypoints)
+    if len(shape) >= 2 and shape[-2] != num_source:
+        same = layouts_with_joints(shape[-2])
+        hint = f"; layouts with {shape[-2]} joints: {same}" if same else ""
+        raise ValueError(f"keypoints: layout {layout!r} has {num_source} joints, got {shape[-2]} "
+                         f"(array of shape {tuple(shape)}){hint}")
     kp = _as_keypoint_array(keypoints, "keypoints", num_source, (2, 3))
     index = np.asarray(LAYOUT_TO_CANONICAL[layout])
     kp13 = kp[..., index, :]

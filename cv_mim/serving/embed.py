@@ -41,8 +41,22 @@ def flip_keypoints(kp, mask, mode):
     return out, mask
 
 
+def _log_poseless_frames(has_pose, offsets, clip_ids, what):
+    """Counts frames without a pose in the log; ValueError when no frame has one."""
+    missing = int((~has_pose).sum())
+    if missing == len(has_pose):
+        raise ValueError(f"{what}: no frame has a pose to embed (every joint missing, or all joints "
+                         f"at one point, in all {len(has_pose)} frames)")
+    if missing:
+        first = int(np.flatnonzero(~has_pose)[0])
+        clip = int(np.searchsorted(offsets, first, side="right") - 1)
+        log.warning("%s: %d of %d frames have no pose (every joint missing, or all at one point; "
+                    "first: frame %d of clip %s); flagged has_pose=False in the file", what,
+                    missing, len(has_pose), first - int(offsets[clip]), clip_ids[clip])
+
+
 def embed_dataset(export_dir, dataset, path, output, *, flip_modes=(), batch_size=8192,
-                  **loader_kwargs):
+                  trust_export=False, **loader_kwargs):
     """Embeds a dataset with an export and writes the ``cv_mim.embeddings/1`` file ``output``."""
     for mode in flip_modes:
         if mode not in FLIP_MODES:
@@ -50,7 +64,7 @@ def embed_dataset(export_dir, dataset, path, output, *, flip_modes=(), batch_siz
     clips = data_registry.load_clips(dataset, path, **loader_kwargs)
     if not clips.keypoints:
         raise ValueError(f"{dataset} at {path}: no clips to embed")
-    embedder = embedder_lib.Embedder(export_dir)
+    embedder = embedder_lib.Embedder(export_dir, trust_export=trust_export)
     lengths = np.array([len(k) for k in clips.keypoints], np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     kp = np.concatenate(clips.keypoints).astype(np.float32)
@@ -62,11 +76,16 @@ def embed_dataset(export_dir, dataset, path, output, *, flip_modes=(), batch_siz
         (f"_flip_{m}",) + flip_keypoints(kp, mask, m) for m in flip_modes]
     for suffix, k, m in variants:
         out = embedder(np.where(m[..., None] > 0, k, np.nan), m, batch_size=batch_size,
-                       name=f"{dataset} keypoints")
+                       name=f"{dataset} keypoints of {path}")
+        empty = ~(m > 0).any(-1)  # nobody detected: never embedded as if present
         for feature in embedding_file.FEATURES:
-            arrays[feature + suffix] = out[feature]
+            arrays[feature + suffix] = np.where(
+                empty.reshape((-1,) + (1,) * (out[feature].ndim - 1)), np.float32(np.nan),
+                out[feature]).astype(np.float32)
         if not suffix:
             arrays["mask"] = m
+            arrays["has_pose"] = out["has_pose"] & ~empty
+    _log_poseless_frames(arrays["has_pose"], offsets, clips.clip_ids, f"{dataset} at {path}")
     metadata = {"format": embedding_file.FORMAT, "dataset": dataset, "source": os.path.abspath(path),
                 "export_dir": os.path.abspath(export_dir), "export": embedder.metadata,
                 "flip_modes": list(flip_modes), "loader": {k: str(v) for k, v in

@@ -5,7 +5,9 @@ File format ``cv_mim.embeddings/1`` (numpy ``.npz``; F = total frames, C = clips
 ======================================  ====================  =============================================
 key                                     shape, dtype          meaning
 ======================================  ====================  =============================================
-``pose_embedding``                      [F, P] float32        z_p of every frame (clips concatenated)
+``pose_embedding``                      [F, P] float32        z_p of every frame (clips concatenated);
+                                                              NaN for a frame without any present joint
+                                                              (nobody detected), in every feature
 ``view_embedding``                      [F, V] float32        z_v of every frame
 ``normalized_keypoints``                [F, 13, 2] float32    the encoder's input (raw-2D features)
 ``mask``                                [F, 13] float32       1 = joint present
@@ -18,7 +20,8 @@ key                                     shape, dtype          meaning
 ``labels``                              [C] int64             index into ``class_names`` (−1: unlabelled)
 ``class_names``                         [K] str               from the data, never hard-coded
 ``views``                               [C] str               Penn: front/back/left/right; NTU: C1R1…C3R2;
-                                                              Human3.6M: camera id; npy: ""
+                                                              Human3.6M: camera id; detector formats:
+                                                              from the file / labels CSV; npy: ""
 ``split``                               [C] str               Penn: train/test (official); others: ""
 ``subjects``                            [C] str               NTU performer "P008", H36M subject, else ""
 ``setups``, ``cameras``,                [C] int64             NTU file-name fields (−1 elsewhere)
@@ -87,7 +90,8 @@ class EmbeddingFile:
         t = int(lengths[idx[0]]) if len(idx) else 0
         frames = (offsets[idx][:, None] + np.arange(t)[None]).reshape(-1)
         out = data[frames].reshape(len(idx), t, -1)
-        return out.astype(np.float32)
+        # Frames with nobody detected are NaN in the file; classifiers see them as zeros.
+        return np.nan_to_num(out.astype(np.float32), nan=0.0)
 
 
 def load_embeddings(path) -> EmbeddingFile:
@@ -110,16 +114,18 @@ def load_embeddings(path) -> EmbeddingFile:
     offsets = arrays["clip_offsets"]
     if offsets[-1] != len(arrays["pose_embedding"]) or len(offsets) != len(arrays["clip_ids"]) + 1:
         raise ValueError(f"{path}: clip_offsets do not match the frame arrays")
+    if "has_pose" in arrays and arrays["has_pose"].shape != (offsets[-1],):
+        raise ValueError(f"{path}: has_pose must have shape ({offsets[-1]},), got "
+                         f"{arrays['has_pose'].shape}")
+    # Frames with nobody detected are NaN by design (has_pose False); NaN anywhere else is damage.
+    has_pose = arrays.get("has_pose", np.ones(offsets[-1], bool)).astype(bool)
     for key in FEATURES:
         values = arrays[key]
         if values.dtype.kind != "f" or len(values) != offsets[-1]:
             raise ValueError(f"{path}: {key} must be a float array of {offsets[-1]} frames, got "
                              f"dtype {values.dtype} shape {values.shape}")
-        finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
-        if not finite.all():
-            raise ValueError(f"{path}: {key} is NaN/inf in {int((~finite).sum())} frame(s) (first: "
-                             f"{np.flatnonzero(~finite)[:5].tolist()})")
-    if "has_pose" in arrays and arrays["has_pose"].shape != (offsets[-1],):
-        raise ValueError(f"{path}: has_pose must have shape ({offsets[-1]},), got "
-                         f"{arrays['has_pose'].shape}")
+        bad = has_pose & ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            raise ValueError(f"{path}: {key} is NaN/inf in {int(bad.sum())} frame(s) that have a "
+                             f"pose (first: {np.flatnonzero(bad)[:5].tolist()})")
     return EmbeddingFile(arrays=arrays, metadata=metadata)

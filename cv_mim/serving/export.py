@@ -12,6 +12,10 @@ Signatures (every one returns ``pose_embedding`` [N, P], ``view_embedding`` [N, 
                            score <= ``min_keypoint_score`` (recorded in the metadata) is missing
 ``embed_coco17``           ``keypoints_2d`` [N, 17, 2] COCO order and ``keypoint_scores`` [N, 17]
 ``embed_h36m17``           ``keypoints_2d`` [N, 17, 2] Human3.6M 17-joint (VideoPose3D) order
+``embed_with_scores_``     as ``embed_with_scores`` / ``embed_coco17`` plus ``min_keypoint_score`` []
+``threshold``,             float32: the score threshold chosen at call time (the two signatures
+``embed_coco17_threshold`` above use the default recorded at export, ``min_keypoint_score`` in the
+                           metadata; exports made before these signatures keep working through them)
 =========================  ==========================================================================
 
 Missing joints — and, inside the graph, joints with non-finite coordinates — are excluded from the
@@ -43,7 +47,8 @@ log = logging.getLogger("cv_mim.export")
 METADATA_FILE = "cv_mim_export.json"
 
 
-SIGNATURES = ("serving_default", "embed_with_scores", "embed_coco17", "embed_h36m17")
+SIGNATURES = ("serving_default", "embed_with_scores", "embed_coco17", "embed_h36m17",
+              "embed_with_scores_threshold", "embed_coco17_threshold")
 
 
 class EmbeddingModule(tf.Module):
@@ -76,17 +81,33 @@ class EmbeddingModule(tf.Module):
         tf.TensorSpec([None, profiles.NUM_JOINTS, 2], tf.float32, name="keypoints_2d"),
         tf.TensorSpec([None, profiles.NUM_JOINTS], tf.float32, name="keypoint_scores")])
     def embed_with_scores(self, keypoints_2d, keypoint_scores):
-        mask = tf.cast(keypoint_scores > self._min_score, tf.float32)
-        return self._embed(keypoints_2d, mask * self._finite_mask(keypoints_2d))
+        return self._scored(keypoints_2d, keypoint_scores, self._min_score)
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, profiles.NUM_JOINTS, 2], tf.float32, name="keypoints_2d"),
+        tf.TensorSpec([None, profiles.NUM_JOINTS], tf.float32, name="keypoint_scores"),
+        tf.TensorSpec([], tf.float32, name="min_keypoint_score")])
+    def embed_with_scores_threshold(self, keypoints_2d, keypoint_scores, min_keypoint_score):
+        return self._scored(keypoints_2d, keypoint_scores, min_keypoint_score)
+
+    def _scored(self, kp13, scores13, min_score):
+        mask = tf.cast(scores13 > min_score, tf.float32)
+        return self._embed(kp13, mask * self._finite_mask(kp13))
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, 17, 2], tf.float32, name="keypoints_2d"),
         tf.TensorSpec([None, 17], tf.float32, name="keypoint_scores")])
     def embed_coco17(self, keypoints_2d, keypoint_scores):
+        return self.embed_coco17_threshold(keypoints_2d, keypoint_scores, self._min_score)
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, 17, 2], tf.float32, name="keypoints_2d"),
+        tf.TensorSpec([None, 17], tf.float32, name="keypoint_scores"),
+        tf.TensorSpec([], tf.float32, name="min_keypoint_score")])
+    def embed_coco17_threshold(self, keypoints_2d, keypoint_scores, min_keypoint_score):
         kp = tf.gather(keypoints_2d, self._coco_index, axis=1)
-        mask = tf.cast(tf.gather(keypoint_scores, self._coco_index, axis=1) > self._min_score,
-                       tf.float32)
-        return self._embed(kp, mask * self._finite_mask(kp))
+        scores = tf.gather(keypoint_scores, self._coco_index, axis=1)
+        return self._scored(kp, scores, min_keypoint_score)
 
     @tf.function(input_signature=[tf.TensorSpec([None, 17, 2], tf.float32, name="keypoints_2d")])
     def embed_h36m17(self, keypoints_2d):
@@ -234,6 +255,8 @@ def export(model_dir, export_dir, *, checkpoint=None, min_keypoint_score=0.0, ov
             "embed_with_scores": module.embed_with_scores,
             "embed_coco17": module.embed_coco17,
             "embed_h36m17": module.embed_h36m17,
+            "embed_with_scores_threshold": module.embed_with_scores_threshold,
+            "embed_coco17_threshold": module.embed_coco17_threshold,
         }
         tf.saved_model.save(module, tmp, signatures=signatures)
         with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as f:
