@@ -167,6 +167,43 @@ def test_saver_ops_are_allowed_only_in_the_saver_functions(trained):
     assert [op for op, _ in bad] == ["SaveV2"]
 
 
+def test_saver_ops_in_a_restored_function_reached_through_the_saver_are_refused(trained):
+    """Review finding: SaveV2/MergeV2Checkpoints put into a function the object graph restores
+    (``metadata``, which load_export calls) and made reachable from a saver node must not pass as
+    "saver only"."""
+    from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
+    _, _, export_dir = trained
+    saved = saved_model_pb2.SavedModel.FromString(
+        pathlib.Path(export_dir, "saved_model.pb").read_bytes())
+    graph = saved.meta_graphs[0]
+    target = next(f for f in graph.graph_def.library.function
+                  if "metadata" in f.signature.name and "_traced_" not in f.signature.name)
+    target.node_def.add(name="merge", op="MergeV2Checkpoints")
+    target.node_def.add(name="save", op="SaveV2")
+    saver = {n.split(":")[0] for n in (graph.saver_def.restore_op_name,
+                                        graph.saver_def.save_tensor_name) if n}
+    node = next(n for n in graph.graph_def.node if n.name in saver)
+    node.attr["f_extra"].func.name = target.signature.name
+    bad = export_ops._meta_graph_violations(graph)  # pylint: disable=protected-access
+    assert sorted(op for op, _ in bad) == ["MergeV2Checkpoints", "SaveV2"]
+
+
+def test_a_tf1_saved_model_is_refused_before_its_restore_op_can_run(tmp_path):
+    """Review finding: a SavedModel without an object graph is loaded by running its saver_def's
+    restore op, so a SaveV2 named as that op would write a file during tf.saved_model.load."""
+    from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
+    saved = saved_model_pb2.SavedModel()
+    meta = saved.meta_graphs.add()
+    meta.graph_def.node.add(name="prefix", op="Const")
+    meta.graph_def.node.add(name="restore_all", op="SaveV2")
+    meta.saver_def.restore_op_name = "restore_all"
+    meta.saver_def.filename_tensor_name = "prefix:0"
+    (tmp_path / "saved_model.pb").write_bytes(saved.SerializeToString())
+    with pytest.raises(ValueError, match="refusing to load the export"):
+        export_ops.check_export_ops(str(tmp_path))
+    assert not list(tmp_path.glob("*.index"))
+
+
 def test_not_a_saved_model(tmp_path):
     (tmp_path / "saved_model.pb").write_bytes(b"\x00garbage\xff" * 10)
     with pytest.raises(ValueError, match="saved_model.pb: not a readable SavedModel"):

@@ -69,89 +69,94 @@ def blank(n):
     return np.array([""] * n)
 
 
-def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=None,
-               num_frames=None, min_visible_fraction=0.4, invisible_joints="annotated",
-               layout=None, skip_layout_check=False, min_score=0.0, labels_csv=None,
-               split_prefix=None):
-    """Reads a dataset into a :class:`ClipSet` with the project's loaders.
+@dataclasses.dataclass(frozen=True)
+class LoadOptions:
+    """Every reader's options; each loader reads the ones that apply to it (see :func:`load_clips`)."""
 
-    ``min_visible_fraction`` and ``invisible_joints`` are Penn Action's clip-removal rule and
-    invisible-joint rule (:func:`cv_mim.data.penn_action.joint_mask`); other datasets ignore them.
-    ``layout``, ``skip_layout_check``, ``min_score``, ``labels_csv`` and ``split_prefix`` (skeleton
-    pickle split) apply to :data:`DETECTOR_DATASETS` (module docstring).
-    """
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{dataset} input not found: {path}")
-    if dataset in DETECTOR_DATASETS:
-        clips, info = _read_detections(dataset, path, split_prefix)
-        return _detector_clips(dataset, clips, info, layout=layout,
-                               skip_layout_check=skip_layout_check, min_score=min_score,
-                               labels_csv=labels_csv, num_frames=num_frames)
-    if dataset == "penn_action":
-        from cv_mim.data import penn_action  # pylint: disable=import-outside-toplevel
-        kwargs = {"num_frames": num_frames} if num_frames else {}
-        ds = penn_action.load_penn_action(path, skip_malformed=skip_malformed,
-                                          min_visible_fraction=min_visible_fraction,
-                                          invisible_joints=invisible_joints, **kwargs)
-        n = len(ds)
-        return ClipSet(
-            keypoints=list(ds.keypoints), masks=list(ds.mask), clip_ids=np.asarray(ds.clip_ids),
-            labels=np.asarray(ds.labels, np.int64), class_names=tuple(ds.class_names),
-            views=np.array([ds.view_names[v] for v in ds.views]),
-            split=np.array(["train" if t else "test" for t in ds.train]),
-            subjects=blank(n), setups=empty_ints(n), cameras=empty_ints(n),
-            performers=empty_ints(n), replications=empty_ints(n),
-            info={"num_skipped": ds.num_skipped, "skipped": ds.skipped, "excluded": ds.excluded,
-                  "invisible_joints": invisible_joints,
-                  "min_visible_fraction": min_visible_fraction})
-    if dataset == "ntu_rgbd":
-        kwargs = {"num_frames": num_frames} if num_frames else {}
-        ds = ntu_rgbd.load_ntu_rgbd(path, skip_list=skip_list, skip_malformed=skip_malformed,
-                                    **kwargs)
-        n = len(ds)
-        views = np.asarray(ds.views)
-        return ClipSet(
-            keypoints=list(ds.keypoints), masks=list(ds.mask), clip_ids=np.asarray(ds.clip_ids),
-            labels=np.asarray(ds.labels, np.int64), class_names=tuple(ds.class_names),
-            views=np.array([ntu_rgbd.NTU_VIEW_NAMES[v] if v >= 0 else "" for v in views]),
-            split=blank(n), subjects=np.array([f"P{p:03d}" for p in ds.performers]),
-            setups=np.asarray(ds.setups, np.int64), cameras=np.asarray(ds.cameras, np.int64),
-            performers=np.asarray(ds.performers, np.int64),
-            replications=np.asarray(ds.replications, np.int64),
-            info={"num_skipped": ds.num_skipped, "skipped": ds.skipped,
-                  "excluded": list(ds.excluded)})
-    if dataset == "h36m":
-        from cv_mim.data import h36m  # pylint: disable=import-outside-toplevel
-        path_3d, path_2d, path_cameras = h36m.resolve_paths(data_dir=path)
-        skipped = [] if skip_malformed else None
-        poses = h36m.load_multiview(path_3d, path_cameras, path_2d, subjects=subjects,
-                                    skipped=skipped)
-        for name, reason in skipped or ():
-            log.warning("skipped malformed Human3.6M sequence %s: %s", name, reason)
-        kps, masks, ids, actions, views, subj = [], [], [], [], [], []
-        keys = list(zip(poses.subjects.tolist(), poses.actions.tolist()))
-        for key in dict.fromkeys(keys):
-            rows = np.array([i for i, k in enumerate(keys) if k == key])
-            for c, cam in enumerate(poses.camera_ids):
-                kp = poses.keypoints_2d[rows, c]
-                kps.append(kp)
-                masks.append(np.isfinite(kp).all(-1).astype(np.float32))
-                ids.append(f"{key[0]}/{key[1]}/{cam}")
-                actions.append(key[1].split(" ")[0])
-                views.append(str(cam))
-                subj.append(key[0])
-        class_names = tuple(sorted(set(actions)))
-        n = len(kps)
-        return ClipSet(
-            keypoints=kps, masks=masks, clip_ids=np.array(ids),
-            labels=np.array([class_names.index(a) for a in actions], np.int64),
-            class_names=class_names, views=np.array(views), split=blank(n),
-            subjects=np.array(subj), setups=empty_ints(n), cameras=empty_ints(n),
-            performers=empty_ints(n), replications=empty_ints(n),
-            info={"num_skipped": len(skipped or ()), "skipped": skipped or []})
-    # npy: [N, 13, 2] (one clip) or [C, T, 13, 2] (C clips); NaN marks missing joints.
+    skip_malformed: bool = False
+    skip_list: object = None
+    subjects: object = None
+    num_frames: object = None
+    min_visible_fraction: float = 0.4
+    invisible_joints: str = "annotated"
+    layout: object = None
+    skip_layout_check: bool = False
+    min_score: float = 0.0
+    labels_csv: object = None
+    split_prefix: object = None
+
+
+def _clip_set(keypoints, masks, clip_ids, labels, class_names, views, split, subjects, info,
+              ntu_fields=None):
+    """A ClipSet with the NTU file-name fields (-1 when the dataset has none)."""
+    n = len(keypoints)
+    ntu_fields = ntu_fields or {k: empty_ints(n) for k in
+                                ("setups", "cameras", "performers", "replications")}
+    return ClipSet(keypoints=list(keypoints), masks=list(masks), clip_ids=np.asarray(clip_ids),
+                   labels=np.asarray(labels, np.int64), class_names=tuple(class_names),
+                   views=np.asarray(views), split=np.asarray(split), subjects=np.asarray(subjects),
+                   info=info, **ntu_fields)
+
+
+def _load_penn(path, o):
+    from cv_mim.data import penn_action  # pylint: disable=import-outside-toplevel
+    kwargs = {"num_frames": o.num_frames} if o.num_frames else {}
+    ds = penn_action.load_penn_action(path, skip_malformed=o.skip_malformed,
+                                      min_visible_fraction=o.min_visible_fraction,
+                                      invisible_joints=o.invisible_joints, **kwargs)
+    return _clip_set(
+        ds.keypoints, ds.mask, ds.clip_ids, ds.labels, ds.class_names,
+        [ds.view_names[v] for v in ds.views], ["train" if t else "test" for t in ds.train],
+        blank(len(ds)),
+        info={"num_skipped": ds.num_skipped, "skipped": ds.skipped, "excluded": ds.excluded,
+              "invisible_joints": o.invisible_joints,
+              "min_visible_fraction": o.min_visible_fraction})
+
+
+def _load_ntu(path, o):
+    kwargs = {"num_frames": o.num_frames} if o.num_frames else {}
+    ds = ntu_rgbd.load_ntu_rgbd(path, skip_list=o.skip_list, skip_malformed=o.skip_malformed,
+                                **kwargs)
+    views = np.asarray(ds.views)
+    return _clip_set(
+        ds.keypoints, ds.mask, ds.clip_ids, ds.labels, ds.class_names,
+        [ntu_rgbd.NTU_VIEW_NAMES[v] if v >= 0 else "" for v in views], blank(len(ds)),
+        [f"P{p:03d}" for p in ds.performers],
+        info={"num_skipped": ds.num_skipped, "skipped": ds.skipped, "excluded": list(ds.excluded)},
+        ntu_fields={k: np.asarray(getattr(ds, k), np.int64)
+                    for k in ("setups", "cameras", "performers", "replications")})
+
+
+def _load_h36m(path, o):
+    """One clip per (subject, action, camera); the action's first word is its label."""
+    from cv_mim.data import h36m  # pylint: disable=import-outside-toplevel
+    path_3d, path_2d, path_cameras = h36m.resolve_paths(data_dir=path)
+    skipped = [] if o.skip_malformed else None
+    poses = h36m.load_multiview(path_3d, path_cameras, path_2d, subjects=o.subjects,
+                                skipped=skipped)
+    for name, reason in skipped or ():
+        log.warning("skipped malformed Human3.6M sequence %s: %s", name, reason)
+    kps, masks, ids, actions, views, subj = [], [], [], [], [], []
+    keys = list(zip(poses.subjects.tolist(), poses.actions.tolist()))
+    for key in dict.fromkeys(keys):
+        rows = np.array([i for i, k in enumerate(keys) if k == key])
+        for c, cam in enumerate(poses.camera_ids):
+            kp = poses.keypoints_2d[rows, c]
+            kps.append(kp)
+            masks.append(np.isfinite(kp).all(-1).astype(np.float32))
+            ids.append(f"{key[0]}/{key[1]}/{cam}")
+            actions.append(key[1].split(" ")[0])
+            views.append(str(cam))
+            subj.append(key[0])
+    class_names = tuple(sorted(set(actions)))
+    return _clip_set(kps, masks, ids, [class_names.index(a) for a in actions], class_names, views,
+                     blank(len(kps)), subj,
+                     info={"num_skipped": len(skipped or ()), "skipped": skipped or []})
+
+
+def _load_npy(path, o):
+    """[N, 13, 2] (one clip) or [C, T, 13, 2] (C clips) canonical keypoints; NaN marks missing."""
+    del o  # no options
     arr = safe_pickle.load_npz(path)
     if not isinstance(arr, np.ndarray):
         raise ValueError(f"{path}: a .npz archive, not a .npy keypoint array")
@@ -159,16 +164,45 @@ def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=
     if arr.ndim not in (3, 4) or arr.shape[-2:] != (profiles.NUM_JOINTS, 2):
         raise ValueError(f"{path}: a keypoint .npy must have shape [N, 13, 2] or [C, T, 13, 2] "
                          f"(canonical joints, pixels), got {arr.shape}")
-    if arr.ndim == 3:
-        arr = arr[None]
-    arr = arr.astype(np.float32)
+    arr = (arr[None] if arr.ndim == 3 else arr).astype(np.float32)
     n = arr.shape[0]
-    return ClipSet(
-        keypoints=list(arr), masks=[np.isfinite(a).all(-1).astype(np.float32) for a in arr],
-        clip_ids=np.array([f"{os.path.basename(path)}:{i}" for i in range(n)]),
-        labels=empty_ints(n), class_names=(), views=blank(n), split=blank(n),
-        subjects=blank(n), setups=empty_ints(n), cameras=empty_ints(n),
-        performers=empty_ints(n), replications=empty_ints(n), info={})
+    return _clip_set(list(arr), [np.isfinite(a).all(-1).astype(np.float32) for a in arr],
+                     [f"{os.path.basename(path)}:{i}" for i in range(n)], empty_ints(n), (),
+                     blank(n), blank(n), blank(n), info={})
+
+
+def _detector_loader(dataset):
+    def load(path, o):
+        clips, info = _read_detections(dataset, path, o.split_prefix)
+        return _detector_clips(dataset, clips, info, layout=o.layout,
+                               skip_layout_check=o.skip_layout_check, min_score=o.min_score,
+                               labels_csv=o.labels_csv, num_frames=o.num_frames)
+    return load
+
+
+# The loader registry: ``--dataset`` name -> loader(path, LoadOptions) -> ClipSet.
+LOADERS = {"penn_action": _load_penn, "ntu_rgbd": _load_ntu, "h36m": _load_h36m, "npy": _load_npy,
+           **{name: _detector_loader(name) for name in DETECTOR_DATASETS}}
+assert tuple(LOADERS) == DATASETS
+
+
+def load_clips(dataset, path, **options):
+    """Reads a dataset into a :class:`ClipSet` with the loader :data:`LOADERS` names.
+
+    ``options`` are :class:`LoadOptions` fields. ``min_visible_fraction`` and ``invisible_joints`` are
+    Penn Action's clip-removal and invisible-joint rules (:func:`cv_mim.data.penn_action.joint_mask`);
+    ``skip_list`` is NTU's; ``subjects`` Human3.6M's; ``layout``, ``skip_layout_check``,
+    ``min_score``, ``labels_csv`` and ``split_prefix`` (skeleton pickle split) apply to
+    :data:`DETECTOR_DATASETS` (module docstring); each loader ignores the others.
+    """
+    if dataset not in LOADERS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    known = {f.name for f in dataclasses.fields(LoadOptions)}
+    if set(options) - known:
+        raise TypeError(f"load_clips: unknown options {sorted(set(options) - known)}")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{dataset} input not found: {path}")
+    return LOADERS[dataset](path, LoadOptions(**options))
 
 
 def _read_detections(dataset, path, split_prefix):

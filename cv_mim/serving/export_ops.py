@@ -14,8 +14,10 @@ The checkpoint *saver* functions TensorFlow writes into every SavedModel (``__in
 / ``__inference__traced_restore``, named by the meta graph's ``saver_def``) need ``SaveV2``,
 ``RestoreV2``, ``MergeV2Checkpoints`` and string ops on the checkpoint path. They cannot be left out of
 an export, and TF2's ``tf.saved_model.load`` restores variables from Python, not through them. So those
-ops are admitted only in functions reachable from the ``saver_def`` nodes alone; the same ops
-anywhere a signature or restored function can reach are refused.
+ops are admitted only inside TensorFlow's saver functions (``__inference__traced_save_*`` /
+``__inference__traced_restore_*``) that only the ``saver_def`` nodes reach; the same ops in a top-level
+node, or anywhere a graph node, a signature or a function of the object graph can reach, are refused.
+A TF1-format SavedModel (no object graph) is refused outright: loading it runs its restore op.
 """
 from __future__ import annotations
 
@@ -71,8 +73,29 @@ def _saver_nodes(meta_graph) -> set:
     return {n.split(":")[0].lstrip("^") for n in names if n}
 
 
+# The names TensorFlow gives the checkpoint saver functions of a TF2 SavedModel.
+SAVER_FUNCTION_PREFIXES = ("__inference__traced_save_", "__inference__traced_restore_")
+
+
+def _object_graph_functions(meta_graph) -> set:
+    """Every function the object graph can restore and call (methods, signatures, bare functions)."""
+    graph = meta_graph.object_graph_def
+    names = set(graph.concrete_functions)
+    for node in graph.nodes:
+        kind = node.WhichOneof("kind")
+        if kind == "function":
+            names.update(node.function.concrete_functions)
+        elif kind == "bare_concrete_function":
+            names.add(node.bare_concrete_function.concrete_function_name)
+    return names
+
+
 def _meta_graph_violations(meta_graph) -> list:
     """(op, where) pairs of one MetaGraphDef that are not allowed."""
+    if not meta_graph.HasField("object_graph_def") or not meta_graph.object_graph_def.nodes:
+        # A TF1-format SavedModel is loaded by running its saver_def's restore op, i.e. code of the
+        # file runs during tf.saved_model.load: never what cv_mim.export writes.
+        return [("(TF1 SavedModel without an object graph)", "the meta graph")]
     graph = meta_graph.graph_def
     functions = {f.signature.name: f for f in graph.library.function}
     calls = {name: set().union(*[_called_functions(n) for n in f.node_def] or [set()])
@@ -82,13 +105,16 @@ def _meta_graph_violations(meta_graph) -> list:
     for node in graph.node:
         (saver_roots if node.name in saver_nodes else other_roots).update(_called_functions(node))
     from_saver = _reachable(saver_roots, calls)
-    # Every function the saver does not reach is a potential entry (signatures, restored functions).
-    program = _reachable(other_roots | (set(functions) - from_saver), calls)
-    saver_only = from_saver - program
+    # Entries of the program: what graph nodes call, what the object graph restores (methods and
+    # signatures the loader or a user calls), and every function the saver does not reach.
+    program = _reachable(other_roots | _object_graph_functions(meta_graph)
+                         | (set(functions) - from_saver), calls)
+    # Saver ops only in TensorFlow's own saver functions that nothing else can reach.
+    saver_only = {name for name in from_saver - program
+                  if name.startswith(SAVER_FUNCTION_PREFIXES)}
     bad = []
-    for node in graph.node:
-        allowed = ALLOWED_OPS | (SAVER_OPS if node.name in saver_nodes else frozenset())
-        if node.op not in allowed:
+    for node in graph.node:  # TF2's loader runs no top-level node: saver ops are never needed here
+        if node.op not in ALLOWED_OPS:
             bad.append((node.op, f"graph node {node.name!r}"))
     for name, function in functions.items():
         allowed = ALLOWED_OPS | (SAVER_OPS if name in saver_only else frozenset())
