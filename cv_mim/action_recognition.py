@@ -6,7 +6,7 @@ r"""Action recognition on Penn Action / NTU RGB+D with raw 2D poses or an export
         --input=DATA/penn_action/labels --setting=full --output_dir=runs/ar/penn_full
 
 With --export_dir the dataset is first embedded by the same library function as ``cv_mim.embed``
-(written to output_dir/embeddings.npz). Protocols: cv_mim/action_recognition/protocols.py.
+(written to output_dir/embeddings.npz). Protocols: cv_mim/downstream/action_recognition.py.
 """
 
 import os
@@ -17,6 +17,7 @@ from absl import flags
 from cv_mim import cli
 from cv_mim.data import registry as data_registry
 from cv_mim.downstream import action_recognition as action_lib
+from cv_mim.downstream import classifiers
 from cv_mim.serving import embed as embed_lib
 
 FLAGS = flags.FLAGS
@@ -68,7 +69,7 @@ flags.DEFINE_float("fraction", None, "limited: fraction of training clips.")
 flags.DEFINE_enum("benchmark", "cross_subject", action_lib.BENCHMARKS, "NTU full/limited split.")
 
 
-flags.DEFINE_enum("classifier", None, ["temporal_convnet", "resnet1d", "res_tcn"],
+flags.DEFINE_enum("classifier", None, list(classifiers.CLASSIFIERS),
                   "Default: temporal_convnet (Penn, Table 6), resnet1d (NTU, Table 7).")
 
 

@@ -1,4 +1,4 @@
-r"""Embeds a whole dataset with an export into one .npz file (format: cv_mim.embed_lib docstring).
+r"""Embeds a whole dataset with an export into one .npz file (format: cv_mim.serving.embedding_file).
 
     python -m cv_mim.embed --export_dir=runs/cv_mim/export --dataset=penn_action \
         --input=DATA/penn_action/labels --output=runs/cv_mim/penn_embeddings.npz --flip_modes=keep,swap

@@ -3,7 +3,7 @@ r"""Exports a pretrained encoder as a SavedModel that embeds raw 2D keypoints.
     python -m cv_mim.export --model_dir=runs/cv_mim --export_dir=runs/cv_mim/export
     python -m cv_mim.export ... --tflite=runs/cv_mim/embed.tflite   # also a TFLite model
 
-Signatures and the metadata are documented in :mod:`cv_mim.export_lib` and in the README.
+Signatures and the metadata are documented in :mod:`cv_mim.serving.export` and in the README.
 """
 
 
@@ -21,9 +21,8 @@ flags.DEFINE_float("min_keypoint_score", 0.0,
 flags.DEFINE_bool("overwrite", False, "Replace an existing export_dir.")
 flags.DEFINE_string("tflite", None, "Also write a TFLite model of one signature here (.tflite, with "
                     "<path>.json metadata).")
-flags.DEFINE_enum("tflite_signature", "embed_with_scores", [
-    "serving_default", "embed_with_scores", "embed_coco17", "embed_h36m17",
-    "embed_with_scores_threshold", "embed_coco17_threshold"], "Signature of the TFLite model.")
+flags.DEFINE_enum("tflite_signature", "embed_with_scores", list(export_lib.SIGNATURES),
+                  "Signature of the TFLite model.")
 flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
@@ -37,7 +36,8 @@ def main(argv):
           f"{FLAGS.export_dir}; signatures: {', '.join(metadata['signatures'])}")
     if FLAGS.tflite:
         from cv_mim.serving import tflite  # pylint: disable=import-outside-toplevel
-        tflite.convert(FLAGS.export_dir, FLAGS.tflite, signature=FLAGS.tflite_signature)
+        tflite.convert(FLAGS.export_dir, FLAGS.tflite, signature=FLAGS.tflite_signature,
+                       trust_export=True)  # the export this command just wrote
         print(f"wrote {FLAGS.tflite} ({FLAGS.tflite_signature})")
 
 

@@ -4,7 +4,7 @@ A positive pair is the same frame seen by two different real cameras (all ordere
 uniformly), and each of its two views is independently replaced, with probability 0.5, by the
 projection of the frame's own 3D pose through a random virtual camera — the paper's "even mixture of
 detected and projected 2D keypoints" (§4.2; fact sheet §6.4–6.5). Both views are then normalised by
-:func:`cv_mim.keypoints.normalize_keypoints_2d`, the one normalisation used everywhere.
+:func:`cv_mim.keypoints.normalization.normalize_keypoints_2d`, the one normalisation used everywhere.
 
 The pipeline never materialises pairs: it keeps one array of 2D keypoints per (frame, camera) and one
 normalised 3D pose per frame, and each batch is drawn by index with a counter-based stateless RNG — batch

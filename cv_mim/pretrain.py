@@ -4,7 +4,7 @@ r"""Pretrains CV-MIM (or a baseline) on multi-view 2D poses.
     python -m cv_mim.pretrain --flagfile=launch/synthetic.flags
 
 See README.md ("Pretraining") for the data layout and every flag; the library entry point is
-:func:`cv_mim.pretrain_lib.run`.
+:func:`cv_mim.training.loop.run`.
 """
 
 
@@ -18,6 +18,7 @@ from absl import flags
 from cv_mim import cli
 from cv_mim import pipeline
 from cv_mim.algorithms import config as config_lib
+from cv_mim.data import h36m
 from cv_mim.training import distribution
 from cv_mim.training import loop
 from cv_mim.training import sources
@@ -34,8 +35,8 @@ flags.DEFINE_string("data_2d", None, "2D keypoints .npz (overrides data_dir/data
 flags.DEFINE_string("cameras", None, "cameras.json (overrides data_dir/cameras.json).")
 flags.DEFINE_bool("use_2d_file", True, "Use the 2D file; if false, project the 3D through the "
                   "real cameras.")
-flags.DEFINE_list("subjects", ["S1", "S5", "S6", "S7", "S8"], "Training subjects.")
-flags.DEFINE_enum("unit", "auto", ["auto", "m", "mm"], "Unit of the 3D file.")
+flags.DEFINE_list("subjects", list(h36m.DEFAULT_SUBJECTS), "Training subjects.")
+flags.DEFINE_enum("unit", "auto", list(h36m.UNITS), "Unit of the 3D file.")
 flags.DEFINE_string("tfrecord_pattern", None, "File pattern of the authors' TFRecords.")
 flags.DEFINE_enum("augmentation", "mixed", pipeline.AUGMENTATIONS,
                   "mixed: each view real or randomly projected with probability 0.5 (paper §4.2).")

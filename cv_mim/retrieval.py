@@ -15,6 +15,7 @@ Your own synchronised cameras (no 3D; hit = the same frame ± --tolerance frames
 from absl import flags
 
 from cv_mim import cli
+from cv_mim.data import h36m
 from cv_mim.data import registry
 from cv_mim.downstream import retrieval as retrieval_lib
 
@@ -27,7 +28,7 @@ flags.DEFINE_string("data_3d", None, "3D .npz (overrides data_dir).")
 flags.DEFINE_string("data_2d", None, "2D .npz (overrides data_dir; default: project the 3D).")
 flags.DEFINE_string("cameras", None, "cameras.json (overrides data_dir).")
 flags.DEFINE_list("subjects", ["S9", "S11"], "Evaluation subjects (held out from pretraining).")
-flags.DEFINE_enum("unit", "auto", ["auto", "m", "mm"], "Unit of the 3D file.")
+flags.DEFINE_enum("unit", "auto", list(h36m.UNITS), "Unit of the 3D file.")
 flags.DEFINE_float("threshold", 0.1, "P-MPJPE threshold on normalised 3D poses (Pr-VIPE: 0.1).")
 flags.DEFINE_integer("frame_stride", 1, "Use every n-th frame.")
 flags.DEFINE_integer("max_queries", 2000, "Queries per camera pair (random subset; 0 = all).")

@@ -1,4 +1,4 @@
-"""Tests of cv_mim/action_recognition/models.py: Tables 6/7 shapes, Res-TCN [20], logits, config."""
+"""Tests of cv_mim/downstream/classifiers.py: Tables 6/7 shapes, Res-TCN [20], logits, config."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Tests of cv_mim/action_recognition/training.py: evaluation, training, determinism, flips, subsets."""
+"""Tests of cv_mim/downstream/trainer.py: evaluation, training, determinism, flips, subsets."""
 import logging
 import math
 

@@ -149,8 +149,11 @@ def test_model_config_validation_and_round_trip():
         config_lib.ModelConfig(loss_weighting="hidden")
     with pytest.raises(ValueError, match="unknown keys"):
         config_lib.ModelConfig.from_dict({"algorithm": "cv_mim", "lambda9": 1})
-    with pytest.raises(ValueError, match="view_loss_weight must be >= 0"):
+    with pytest.raises(ValueError, match="view_loss_weight must be a finite number >= 0"):
         config_lib.ModelConfig(view_loss_weight=-1)
+    for name in ("view_loss_weight", "prior_loss_weight", "gradient_penalty_weight"):
+        with pytest.raises(ValueError, match=f"{name} must be a finite number"):
+            config_lib.ModelConfig(**{name: float("nan")})  # NaN passes a plain "< 0" check
 
 
 @pytest.mark.slow

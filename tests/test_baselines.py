@@ -1,4 +1,4 @@
-"""Tests of cv_mim/baselines.py: the Eq. 12 cross-reconstruction and Eq. 2 InfoMax baselines.
+"""Tests of cv_mim/algorithms/reconstruction.py and infomax.py: the Eq. 12 cross-reconstruction and Eq. 2 InfoMax baselines.
 
 Expected loss values are recomputed here with NumPy from the networks' own outputs (the loss formulas
 are re-derived, not taken from cv_mim.losses), so the wiring — which embedding is decoded or fused with

@@ -1,4 +1,4 @@
-"""Tests for cv_mim/cameras.py: camera files, real-camera projection and the camera augmentation."""
+"""Tests for cv_mim/keypoints/cameras.py and augmentation.py: camera files, real-camera projection and the camera augmentation."""
 import json
 import math
 import subprocess

@@ -1,4 +1,4 @@
-"""Tests of cv_mim/keypoints.py: profile constants, layout converters, validation and normalisations.
+"""Tests of cv_mim/keypoints/profiles.py and normalization.py: profile constants, layout converters, validation and normalisations.
 
 Expected index tables below are written by hand from each dataset's documented joint order (not taken
 from the module), and the normalisation is checked against an independent loop-based NumPy reference.

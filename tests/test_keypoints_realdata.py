@@ -1,4 +1,4 @@
-"""Checks of the joint-layout decisions in cv_mim/keypoints.py against the real data samples.
+"""Checks of the joint-layout decisions in cv_mim/keypoints/profiles.py against the real data samples.
 
 * Penn Action: which joint of each left/right pair is the person's left is decided from the label files
   (the dataset's README lists "left" first; the labels say otherwise). Two independent lines of evidence:

@@ -315,3 +315,27 @@ def test_embed_binary_wrong_layout_is_one_error_line(tmp_path):
     errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
     assert len(errors) == 1 and "but like 'openpose25b'" in errors[0]
     assert "--skip_layout_check" in errors[0] and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("dataset, name, content", [
+    ("coco_json", "no_image_id.json", {"images": [{"id": 1, "file_name": "a.jpg"}],
+                                       "annotations": [{"keypoints": [0] * 51, "bbox": [0, 0, 1, 1]}],
+                                       "categories": [{"id": 1, "name": "person"}]}),
+    ("coco_json", "images_not_dicts.json", {"images": [1], "annotations": [],
+                                            "categories": [{"id": 1, "name": "person"}]}),
+])
+def test_structurally_malformed_detector_files_are_one_clear_error(tmp_path, dataset, name, content):
+    """Review finding: a missing key or a wrong container type is a ValueError naming the file."""
+    path = tmp_path / name
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=name):
+        registry.load_clips(dataset, str(path), layout="coco17")
+
+
+def test_openpose_keypoints_that_are_not_a_list_are_one_clear_error(tmp_path):
+    folder = tmp_path / "take"
+    folder.mkdir()
+    (folder / "000000_keypoints.json").write_text(json.dumps(
+        {"version": 1.3, "people": [{"pose_keypoints_2d": {"a": 1}}]}))
+    with pytest.raises(ValueError, match="take"):
+        registry.load_clips("openpose", str(folder), layout="body25")

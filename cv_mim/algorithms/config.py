@@ -7,6 +7,7 @@ checkpoint restore) rebuilds the networks from it.
 
 import dataclasses
 import json
+import math
 
 from cv_mim import losses
 from cv_mim import networks
@@ -112,8 +113,9 @@ class ModelConfig:
                              f"{self.cross_pairing!r}")
         for name in ("view_loss_weight", "disentangle_loss_weight", "prior_loss_weight",
                      "kl_weight", "gradient_penalty_weight", "infomax_cross_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):  # NaN fails every comparison
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         networks.fused_dim(self.fusion, self.pose_dim, self.view_dim)  # validates the fusion
 
     @property

@@ -1,7 +1,7 @@
 """The view-disentangled representation-learning baselines of §4.3 (Tables 1–3, 8–10).
 
 All of them keep CV-MIM's encoder E (the same architecture, pose/view split and training setup, App. B.1)
-and follow the :class:`~cv_mim.algorithms.Algorithm` contract with ONE optimizer group, ``"encoder"``,
+and follow the :class:`~cv_mim.algorithms.contract.Algorithm` contract with ONE optimizer group, ``"encoder"``,
 that holds every network of the baseline.
 
 Cross-reconstruction baselines (Eq. 12), :class:`CrossReconstruction`:

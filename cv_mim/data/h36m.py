@@ -12,7 +12,7 @@ File layout (as written by VideoPose3D's data preparation; we read and write the
   ``cv_mim.keypoints.H36M32_TO_H36M17``). Our writer may add ``camera_ids`` to the metadata; when
   present the reader uses it to check (and, for a permutation, fix) the camera order.
 
-numpy only (no TensorFlow import); `load_multiview` uses `cv_mim.keypoints.convert_keypoints` for the
+numpy only (no TensorFlow import); `load_multiview` uses `cv_mim.keypoints.profiles.convert_keypoints` for the
 17 -> 13 joint mapping.
 """
 from __future__ import annotations
@@ -33,6 +33,8 @@ KEYPOINTS_SYMMETRY_17 = [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]]
 DEFAULT_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 # File names of the layout inside a data directory (VideoPose3D's preparation scripts).
 FILES = {"data_3d": "data_3d_h36m.npz", "data_2d": "data_2d_h36m_gt.npz", "cameras": "cameras.json"}
+# The 3D file's unit ("auto": detected by the rule below).
+UNITS = ("auto", "m", "mm")
 # 'auto' unit rule: Human3.6M coordinates lie within a few metres of the room centre, so the median
 # absolute coordinate is ~0.5 in metres and ~500 in millimetres; 20 separates the two with a wide
 # margin on both sides (a 20 m median in metres or a 2 cm median in millimetres is not a H36M scene).
@@ -191,8 +193,8 @@ def load_positions_3d(path, unit: str = "auto", *,
       ValueError: unreadable/corrupt file, missing ``positions_3d``, wrong nesting, an array not of
         shape (T, 32, 3) (naming subject/action and shape), non-finite values, bad ``unit``.
     """
-    if unit not in ("auto", "m", "mm"):
-        raise ValueError(f"unit must be 'auto', 'm' or 'mm', got {unit!r}")
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
     path = os.fspath(path)
     positions = _validate_positions_3d(_load_pickled_dict(path, "positions_3d"), path, skipped)
     if unit == "auto":

@@ -20,7 +20,7 @@ key            loadmat value        meaning
 
 The 13 columns follow :data:`cv_mim.keypoints.PENN13_JOINT_NAMES` (decided from the data by the
 keypoints module; :data:`PENN_JOINT_ORDER` is that tuple). :func:`load_penn_action` maps them to the
-canonical 13-joint profile with :func:`cv_mim.keypoints.convert_keypoints` (layout ``'penn13'``).
+canonical 13-joint profile with :func:`cv_mim.keypoints.profiles.convert_keypoints` (layout ``'penn13'``).
 
 Protocol choices (paper §4.1 and App. B.2), all arguments of :func:`load_penn_action`:
 
@@ -392,7 +392,7 @@ class PennDataset(LabelledClips):
 
     Attributes:
       keypoints: (N, num_frames, 13, 2) float32 pixels, canonical 13-joint order
-        (:data:`cv_mim.keypoints.JOINT_NAMES`), resampled to ``num_frames`` (see
+        (:data:`cv_mim.keypoints.profiles.JOINT_NAMES`), resampled to ``num_frames`` (see
         :func:`resample_sequence`).
       mask: (N, num_frames, 13) float32, 1 = joint present (see :func:`joint_mask`).
       labels: (N,) int64 index into ``class_names``.

@@ -173,7 +173,13 @@ def _load_npy(path, o):
 
 def _detector_loader(dataset):
     def load(path, o):
-        clips, info = _read_detections(dataset, path, o.split_prefix)
+        try:
+            clips, info = _read_detections(dataset, path, o.split_prefix)
+        except (KeyError, TypeError, AttributeError, IndexError) as err:
+            # A structure the format does not allow (a missing key, a dict where a list belongs,
+            # mixed types...): one clear line naming the file, never a traceback.
+            raise ValueError(f"{dataset} input {path}: malformed file ({type(err).__name__}: "
+                             f"{err})") from None
         return _detector_clips(dataset, clips, info, layout=o.layout,
                                skip_layout_check=o.skip_layout_check, min_score=o.min_score,
                                labels_csv=o.labels_csv, num_frames=o.num_frames)

@@ -52,7 +52,6 @@ FLIP_MODES = ("none", "keep", "swap")
 BENCHMARKS = ("cross_subject", "cross_view")
 
 
-PENN_VIEWS = penn_action.TABLE_VIEW_ORDER
 
 
 
@@ -113,10 +112,10 @@ def splits(emb, setting, *, train_view=None, benchmark="cross_subject"):
         views = emb["views"].astype(str)
         train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
         if setting == "single_shot":
-            chosen = [train_view] if train_view else list(PENN_VIEWS)
+            chosen = [train_view] if train_view else list(penn_action.TABLE_VIEW_ORDER)
             for v in chosen:
-                if v not in PENN_VIEWS:
-                    raise ValueError(f"--train_view for Penn Action must be one of {PENN_VIEWS}, "
+                if v not in penn_action.TABLE_VIEW_ORDER:
+                    raise ValueError(f"--train_view for Penn Action must be one of {penn_action.TABLE_VIEW_ORDER}, "
                                      f"got {v!r}")
             return {v: (train[views[train] == v], test) for v in chosen}
         return {"all": (train, test)}
@@ -156,7 +155,7 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
     """Trains and evaluates classifiers for one setting; writes results JSON, tables and confusions.
 
     Args:
-      embeddings: a ``cv_mim.embeddings`` .npz path or a loaded :class:`embed_lib.EmbeddingFile`.
+      embeddings: a ``cv_mim.embeddings`` .npz path or a loaded :class:`~cv_mim.serving.embedding_file.EmbeddingFile`.
       output_dir: results directory (created).
       setting: one of ``SETTINGS``.
       features: one of ``FEATURE_CHOICES``.

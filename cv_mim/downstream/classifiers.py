@@ -3,7 +3,7 @@
 All models map a batch of feature sequences ``[B, T, C]`` (T frames, C features per frame: a 32-d pose
 embedding, or the 26 normalised 2D keypoint coordinates) to LOGITS ``[B, num_classes]`` (float32). The
 "SoftMax" row of the paper's Tables 6 and 7 lives in the loss
-(``SparseCategoricalCrossentropy(from_logits=True)``, see :mod:`cv_mim.action_recognition.training`).
+(``SparseCategoricalCrossentropy(from_logits=True)``, see :mod:`cv_mim.downstream.trainer`).
 
 * ``"temporal_convnet"`` — :class:`TemporalConvNet`, Table 6 (Penn Action): three
   Conv1D(k7, stride 2) → BN → ReLU → Dropout(0.5) stages with 64 → 128 → 256 filters, global average

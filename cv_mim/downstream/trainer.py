@@ -154,7 +154,7 @@ def train_classifier(
         features: float ``[N, T, D]`` — N clips of T frames with D features per frame.
         labels: int ``[N]`` in [0, num_classes).
         num_classes: K ≥ 2.
-        classifier: a name of :data:`~cv_mim.action_recognition.models.CLASSIFIERS` (built with
+        classifier: a name of :data:`~cv_mim.downstream.classifiers.CLASSIFIERS` (built with
             ``get_classifier(classifier, (T, D), K, dropout_rate, **model_kwargs)``) or a Keras model
             mapping ``[B, T, D]`` to logits ``[B, K]`` (trained in place).
         steps: number of optimiser steps (paper: 1e6; far fewer suffice for small data).

@@ -14,7 +14,6 @@ from cv_mim.downstream import trainer
 DISPLAY = registry.DISPLAY_NAMES
 
 
-PENN_VIEWS = penn_action.TABLE_VIEW_ORDER
 
 
 def _read_metrics(model_dir):
@@ -56,16 +55,16 @@ def plot_single_shot(path, rows):
     plt = plotting.pyplot()
     fig, ax = plt.subplots(figsize=(10, 3.8))
     width = 0.8 / max(1, len(rows))
-    columns = list(PENN_VIEWS) + ["Average"]
+    columns = list(penn_action.TABLE_VIEW_ORDER) + ["Average"]
     x = np.arange(len(columns))
     for i, (name, res) in enumerate(rows):
         views = res["train_views"]
-        vals = [100 * views[v]["top1_mean"] if v in views else 0 for v in PENN_VIEWS]
+        vals = [100 * views[v]["top1_mean"] if v in views else 0 for v in penn_action.TABLE_VIEW_ORDER]
         vals.append(100 * res["average_top1"])
         offset = x + (i - len(rows) / 2 + 0.5) * width
         ax.bar(offset, vals, width, label=name)
         # Every seed's run as a dot on its bar: the spread is seen, not summarised (n may be 1).
-        for j, v in enumerate(PENN_VIEWS):
+        for j, v in enumerate(penn_action.TABLE_VIEW_ORDER):
             runs = [100 * r["top1"] for r in views.get(v, {}).get("runs", [])]
             ax.plot([offset[j]] * len(runs), runs, "k.", markersize=3)
     ax.set_xticks(x)
@@ -89,11 +88,11 @@ def _table1(results, order):
     methods = results["methods"]
     rows = [("Temporal ConvNet (raw 2D)", results["raw_2d"]["single_shot"], "")]
     rows += [(DISPLAY[m], methods[m]["single_shot"], "✓") for m in order]
-    lines = ["| Methods | VD | " + " | ".join(v.capitalize() for v in PENN_VIEWS) + " | Average |",
-             "|---|---|" + "---|" * (len(PENN_VIEWS) + 1)]
+    lines = ["| Methods | VD | " + " | ".join(v.capitalize() for v in penn_action.TABLE_VIEW_ORDER) + " | Average |",
+             "|---|---|" + "---|" * (len(penn_action.TABLE_VIEW_ORDER) + 1)]
     for name, res, vd in rows:
         cells = [(_pm(res["train_views"][v]["top1_mean"], res["train_views"][v]["top1_std"])
-                  if v in res["train_views"] else "–") for v in PENN_VIEWS]
+                  if v in res["train_views"] else "–") for v in penn_action.TABLE_VIEW_ORDER]
         lines.append(f"| {name} | {vd} | " + " | ".join(cells) + " | "
                      f"{_pm(res['average_top1'], res['run_std_of_average_top1'])} |")
     coverage = rows[0][1]["train_views"]

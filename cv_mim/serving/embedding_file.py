@@ -108,10 +108,18 @@ def load_embeddings(path) -> EmbeddingFile:
                if k not in arrays]
     if missing:
         raise ValueError(f"{path}: not a cv_mim.embeddings file (missing keys {missing})")
-    metadata = json.loads(str(arrays.pop("metadata")))
+    try:
+        metadata = json.loads(str(arrays.pop("metadata")))
+    except ValueError:
+        metadata = None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path}: its metadata entry is not a JSON object")
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path}: format {metadata.get('format')!r}, expected {FORMAT!r}")
     offsets = arrays["clip_offsets"]
+    if offsets.ndim != 1 or offsets.dtype.kind not in "iu" or len(offsets) < 1 or offsets[0] != 0 \
+            or np.any(np.diff(offsets) < 0):
+        raise ValueError(f"{path}: clip_offsets must be a non-decreasing integer array from 0")
     if offsets[-1] != len(arrays["pose_embedding"]) or len(offsets) != len(arrays["clip_ids"]) + 1:
         raise ValueError(f"{path}: clip_offsets do not match the frame arrays")
     if "has_pose" in arrays and arrays["has_pose"].shape != (offsets[-1],):

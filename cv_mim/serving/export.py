@@ -1,7 +1,7 @@
 """SavedModel export of a pretrained encoder: raw 2D keypoints in, pose and view embeddings out.
 
 The SavedModel is self-contained: loading it needs TensorFlow only (no import of this package).
-Normalisation (:func:`cv_mim.keypoints.normalize_keypoints_2d`, the one used in training) happens inside.
+Normalisation (:func:`cv_mim.keypoints.normalization.normalize_keypoints_2d`, the one used in training) happens inside.
 
 Signatures (every one returns ``pose_embedding`` [N, P], ``view_embedding`` [N, V] and
 ``normalized_keypoints`` [N, 13, 2] float32):

@@ -36,9 +36,9 @@ def _frozen_function(signature_fn):
     return named.get_concrete_function()
 
 
-def convert(export_dir, output, *, signature="embed_with_scores"):
+def convert(export_dir, output, *, signature="embed_with_scores", trust_export=False):
     """Writes ``output`` (.tflite) for one signature of ``export_dir``; returns the sidecar dict."""
-    module, metadata = export_lib.load_export(export_dir)
+    module, metadata = export_lib.load_export(export_dir, trust_export=trust_export)
     if signature not in module.signatures:
         raise ValueError(f"{export_dir}: no signature {signature!r}; it has "
                          f"{sorted(module.signatures)}")

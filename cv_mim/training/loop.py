@@ -2,10 +2,10 @@
 
 ``model_dir`` layout (the interface of export and every downstream binary):
 
-* ``model_config.json`` — :class:`cv_mim.algorithms.ModelConfig` (algorithm, sizes, fusion, keypoint
+* ``model_config.json`` — :class:`cv_mim.algorithms.config.ModelConfig` (algorithm, sizes, fusion, keypoint
   profile, normalisation, loss settings);
 * ``ckpt-<step>.*`` + ``checkpoint`` — ``tf.train.CheckpointManager`` checkpoints with the objects
-  ``model/<network>``, ``optimizers/<group>`` and ``step`` (see :func:`cv_mim.train_lib.make_checkpoint`);
+  ``model/<network>``, ``optimizers/<group>`` and ``step`` (see :func:`cv_mim.training.checkpoints.make_checkpoint`);
 * ``flags.json`` (written at start), ``train/`` TensorBoard events, ``metrics.jsonl`` (the same scalars
   as JSON lines, for plotting without TensorBoard), ``train_summary.json`` (at the end).
 
@@ -67,9 +67,9 @@ def run(*, model_dir: str, config: config_lib.ModelConfig, source: pipeline.Pair
       num_steps: total steps (a resumed run continues up to this).
       learning_rate: AdaGrad learning rate of every optimizer.
       seed: seeds weights, data order, augmentation and prior samples (reproducible on CPU).
-      strategy: one of ``train_lib.STRATEGIES``.
+      strategy: one of ``distribution.STRATEGIES``.
       init_checkpoint: checkpoint to initialise the networks from when model_dir has none.
-      augmentation, keypoint_dropout_rate: see :func:`cv_mim.pipelines.make_pair_dataset`.
+      augmentation, keypoint_dropout_rate: see :func:`cv_mim.pipeline.make_pair_dataset`.
       record_if: ``step -> bool`` deciding when scalars are written (default: every
         ``summary_every`` steps and the last step).
       stop_after: stop (with a checkpoint) after this many steps of THIS invocation — for tests and

@@ -20,7 +20,7 @@ DATA_FORMATS = ("h36m", "authors_tfrecord")
 def load_pair_source(data_format="h36m", *, data_dir=None, data_3d=None, data_2d=None,
                      cameras=None, subjects=("S1", "S5", "S6", "S7", "S8"), unit="auto",
                      tfrecord_pattern=None, use_2d_file=True):
-    """Loads multi-view pretraining data into a :class:`cv_mim.pipelines.PairSource`.
+    """Loads multi-view pretraining data into a :class:`cv_mim.pipeline.PairSource`.
 
     ``h36m``: the VideoPose3D layout — ``data_dir`` holding ``data_3d_h36m.npz``,
     ``data_2d_h36m_gt.npz`` (optional) and ``cameras.json``, or the three paths given one by one
