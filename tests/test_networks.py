@@ -123,7 +123,7 @@ def test_default_encoder_parameter_count(default_encoder):
                         + (1024 * 64 + 64))
     assert networks.count_parameters(default_encoder) == expected
     assert abs(expected - 4.30e6) < 0.01e6  # fact sheet §1.1: ≈ 4.30 M
-    # Moving mean/variance of the 5 BatchNorms (the dropout layers' seed states are not counted).
+    # Moving mean/variance of the 5 BatchNorms (the stateless dropout layers have no state).
     moving = [v for v in default_encoder.non_trainable_variables if "moving" in v.path]
     assert sum(int(np.prod(v.shape)) for v in moving) == 5 * 2 * 1024
 
@@ -172,8 +172,14 @@ def test_encoder_dropout_only_in_training():
     # Inference uses the moving statistics: a row's output does not depend on the rest of the batch.
     np.testing.assert_allclose(encoder(x[:1], training=False)["embedding"], infer1[:1], rtol=1e-5,
                                atol=1e-5)
-    drops = _layers(encoder, keras.layers.Dropout)
+    drops = _layers(encoder, networks.StatelessDropout)
     assert len(drops) == 5 and all(abs(d.rate - 0.25) < 1e-12 for d in drops)
+    assert not _layers(encoder, keras.layers.Dropout)  # no stateful (un-checkpointed) RNG left
+    # With a seed the training masks are reproducible, and differ between seeds.
+    seed = tf.constant([4, 2], tf.int64)
+    s1 = _np(encoder(x, training=True, seed=seed)["embedding"])
+    np.testing.assert_array_equal(s1, _np(encoder(x, training=True, seed=seed)["embedding"]))
+    assert not np.allclose(s1, _np(encoder(x, training=True, seed=seed + 1)["embedding"]))
 
 
 @pytest.mark.parametrize("embedder", ["point", "gaussian"])

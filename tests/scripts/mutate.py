@@ -96,6 +96,12 @@ MUTANTS = [
      "networks.fuse(view_a, pose_a, cfg.fusion)", "fusion arguments swapped"),
     ("club_on_pose", C, 'q_a["log_var"], view_a, variant=variant)',
      'q_a["log_var"], pose_a, variant=variant)', "CLUB pointed at the pose embedding"),
+    ("club_target_no_grad", C, 'q_a["log_var"], view_a, variant=variant)',
+     'q_a["log_var"], tf.stop_gradient(view_a), variant=variant)',
+     "CLUB's gradient does not reach z_v (values unchanged)"),
+    ("gen_no_grad", C, 'prior_loss += losses.generator_loss(d(fake, training=training)["logit"],',
+     'prior_loss += losses.generator_loss(d(tf.stop_gradient(fake), training=training)["logit"],',
+     "generator term does not train E (values unchanged)"),
     ("club_variant_ignored", C, "variant = cfg.club_variant", 'variant = "paper"',
      "club_variant flag ignored"),
     ("lambda2_dropped", C, "disentangle = cfg.disentangle_loss_weight * intra",
@@ -152,16 +158,20 @@ def _apply(dest, path, original, mutant):
     target.write_text(text.replace(original, mutant))
 
 
+def _pytest(dest, tests):
+    env = dict(os.environ, PYTHONPATH=str(dest), TF_CPP_MIN_LOG_LEVEL="2")
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+           "-m", "not slow and not multidevice", "-k", "not two_replicas", *tests]
+    return subprocess.run(cmd, cwd=dest, env=env, capture_output=True, text=True)
+
+
 def run_mutant(mutant_id, path, original, mutant, root):
     tests = {L: LOSSES_TESTS, C: OBJECTIVE_TESTS}.get(path, BASELINE_TESTS)
     with tempfile.TemporaryDirectory(prefix=f"mutant_{mutant_id}_") as tmp:
         dest = pathlib.Path(tmp)
         _copy_tree(dest, root)
         _apply(dest, path, original, mutant)
-        env = dict(os.environ, PYTHONPATH=str(dest), TF_CPP_MIN_LOG_LEVEL="2")
-        cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-               "-m", "not slow and not multidevice", "-k", "not two_replicas", *tests]
-        proc = subprocess.run(cmd, cwd=dest, env=env, capture_output=True, text=True)
+        proc = _pytest(dest, tests)
     if proc.returncode == 0:
         return "survived", ""
     failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", proc.stdout, re.M)
@@ -174,6 +184,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default="", help="comma-separated mutant ids")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument("--skip_clean_check", action="store_true",
+                        help="do not first check that the unmutated tree passes the tests")
     args = parser.parse_args()
     # One snapshot of the tree for the whole run, so edits made meanwhile do not leak into mutants.
     snapshot = tempfile.TemporaryDirectory(prefix="mutation_source_")
@@ -183,6 +195,12 @@ def main():
     unknown = wanted - {m[0] for m in MUTANTS}
     if unknown:
         raise SystemExit(f"error: unknown mutant ids {sorted(unknown)}")
+    if not args.list and not args.skip_clean_check:
+        # A kill only means something if the unmutated tree passes the same tests.
+        for tests in (LOSSES_TESTS, BASELINE_TESTS):
+            proc = _pytest(root, tests)
+            if proc.returncode != 0:
+                raise SystemExit(f"error: the unmutated tree fails {tests}:\n{proc.stdout[-2000:]}")
     print("| mutant | file | meaning | result | first failing test |")
     print("|---|---|---|---|---|")
     survivors = 0
