@@ -24,7 +24,6 @@ import datetime
 import json
 import logging
 import os
-import shutil
 import uuid
 
 import tensorflow as tf
@@ -128,7 +127,8 @@ def export(model_dir, export_dir, *, checkpoint=None, min_keypoint_score=0.0, ov
     encoder, config, path, step = checkpoints.restore_encoder(model_dir, checkpoint)
     metadata = build_metadata(model_dir, config, path, step, min_keypoint_score)
     module = EmbeddingModule(encoder, metadata, min_keypoint_score)
-    export_dir = os.path.abspath(export_dir)
+    if "://" not in export_dir:  # gs://… paths are absolute already
+        export_dir = os.path.abspath(export_dir)
     parent = os.path.dirname(export_dir)
     tf.io.gfile.makedirs(parent)
     tmp = os.path.join(parent, f".{os.path.basename(export_dir)}.tmp-{uuid.uuid4().hex[:8]}")
@@ -140,18 +140,19 @@ def export(model_dir, export_dir, *, checkpoint=None, min_keypoint_score=0.0, ov
             "embed_h36m17": module.embed_h36m17,
         }
         tf.saved_model.save(module, tmp, signatures=signatures)
-        with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as f:
-            json.dump(metadata, f, indent=2, sort_keys=True, default=str)
-        if os.path.exists(export_dir):
+        # tf.io.gfile throughout, so gs:// export dirs work end to end.
+        with tf.io.gfile.GFile(os.path.join(tmp, METADATA_FILE), "w") as f:
+            f.write(json.dumps(metadata, indent=2, sort_keys=True, default=str))
+        if tf.io.gfile.exists(export_dir):
             old = f"{tmp}.old"
-            os.rename(export_dir, old)
-            os.rename(tmp, export_dir)
-            shutil.rmtree(old, ignore_errors=True)
+            tf.io.gfile.rename(export_dir, old)
+            tf.io.gfile.rename(tmp, export_dir)
+            tf.io.gfile.rmtree(old)
         else:
-            os.rename(tmp, export_dir)
+            tf.io.gfile.rename(tmp, export_dir)
     finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.rmtree(tmp)
     log.info("exported %s (step %d) to %s", config.algorithm, step, export_dir)
     return metadata
 
