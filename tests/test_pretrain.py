@@ -376,3 +376,30 @@ def test_resume_drops_metrics_rows_and_events_past_the_restored_step(tmp_path, s
     assert steps == [1, 2, 3, 4, 5]
     tb_steps = [s for s, _ in _events(model_dir)["train/encoder/total_loss"]]
     assert sorted(tb_steps) == [1, 2, 3, 4, 5]
+
+
+def test_jit_compile_with_several_replicas_is_refused_not_silently_dropped(tmp_path, source):
+    import types  # pylint: disable=import-outside-toplevel
+    two_replicas = types.SimpleNamespace(num_replicas_in_sync=2)
+    with pytest.raises(ValueError, match="--jit_compile works with one replica only .*has 2"):
+        loop.run(model_dir=str(tmp_path / "m"), config=_small_config(), source=source,
+                 batch_size=16, num_steps=1, strategy=two_replicas, jit_compile=True)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(learning_rate=-0.1), "learning_rate must be a positive finite number"),
+    (dict(learning_rate=float("nan")), "learning_rate must be a positive finite number"),
+    (dict(steps_per_loop=0), "steps_per_loop must be positive"),
+])
+def test_bad_loop_arguments_are_refused(tmp_path, source, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        loop.run(model_dir=str(tmp_path / "m"), config=_small_config(), source=source,
+                 batch_size=16, num_steps=1, **kwargs)
+
+
+def test_model_dir_that_cannot_be_created_is_a_clear_error(tmp_path, source):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="model_dir .*file/m cannot be created"):
+        loop.run(model_dir=str(tmp_path / "file" / "m"), config=_small_config(), source=source,
+                 batch_size=16, num_steps=1)

@@ -120,7 +120,10 @@ def run(*, model_dir: str, config: config_lib.ModelConfig, source: pipeline.Pair
     is_chief, _, task_id = distribution.worker_role(dist)
     write_dir = model_dir if is_chief else os.path.join(model_dir, f"workertemp_{task_id}")
     session = _Session(dist=dist, model_dir=model_dir, write_dir=write_dir, is_chief=is_chief)
-    tf.io.gfile.makedirs(write_dir)
+    try:
+        tf.io.gfile.makedirs(write_dir)
+    except tf.errors.OpError as err:
+        raise ValueError(f"model_dir {model_dir} cannot be created: {err.message}") from None
     previous_policy = tf.keras.mixed_precision.global_policy()
     try:
         with locking.locked(model_dir, enabled=is_chief):
