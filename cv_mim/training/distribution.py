@@ -42,8 +42,7 @@ def worker_role(strategy):
     The chief is the ``chief`` task, or ``worker`` 0 when the cluster has no ``chief`` (TensorFlow's
     multi-worker convention); a process without a cluster is its own chief.
     """
-    resolver = getattr(strategy.extended, "_cluster_resolver", None) or getattr(
-        strategy, "cluster_resolver", None)
+    resolver = getattr(strategy, "cluster_resolver", None)
     task_type = getattr(resolver, "task_type", None) if resolver is not None else None
     if not task_type:
         return True, None, 0
