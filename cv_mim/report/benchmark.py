@@ -218,8 +218,9 @@ def _timed_step(algorithm, optimizers, anchor, positive, *, xla, steps_per_call,
     loop = distribution.make_train_loop(strategy, algorithm, optimizers, step_var, 0,
                                         jit_compile=xla)
     iterator = iter(tf.data.Dataset.from_tensors((anchor, positive)).repeat())
+    first = loop(iterator, tf.constant(1, tf.int32))[0]  # step 1: the loss at the initial weights
     n = tf.constant(steps_per_call, tf.int32)
-    first = loop(iterator, n)[0]
+    loop(iterator, n)  # warm-up (same trace)
     secs, mon = time_callable(lambda: loop(iterator, n)[1].numpy(), min_seconds=min_seconds)
     return secs / steps_per_call, mon, float(first["encoder"]["total_loss"])
 
