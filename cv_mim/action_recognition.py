@@ -42,6 +42,7 @@ flags.DEFINE_bool("skip_malformed", False, "With --export_dir: skip malformed fi
 
 
 cli.define_invisible_joints_flag("With --export_dir: ")
+cli.define_trust_export_flag()
 
 
 flags.DEFINE_string("output_dir", None, "Results directory.")
@@ -112,7 +113,8 @@ def main(argv):
             kwargs["invisible_joints"] = FLAGS.invisible_joints
         embeddings = embed_lib.embed_dataset(
             FLAGS.export_dir, FLAGS.dataset, FLAGS.input,
-            os.path.join(FLAGS.output_dir, "embeddings.npz"), flip_modes=flips, **kwargs)
+            os.path.join(FLAGS.output_dir, "embeddings.npz"), flip_modes=flips,
+            trust_export=FLAGS.trust_export, **kwargs)
     if not embeddings:
         raise app.UsageError("give --embeddings (from cv_mim.embed) or --export_dir")
     seeds = cli.parse_seeds(FLAGS.seeds)
@@ -126,4 +128,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

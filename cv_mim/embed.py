@@ -5,7 +5,6 @@ r"""Embeds a whole dataset with an export into one .npz file (format: cv_mim.emb
 """
 
 
-from absl import app
 from absl import flags
 
 from cv_mim import cli
@@ -27,6 +26,7 @@ flags.DEFINE_string("skip_list", None, "NTU: text file of sample names to skip."
 flags.DEFINE_list("subjects", None, "h36m: subjects to embed (default: all).")
 flags.DEFINE_float("min_visible_fraction", 0.4, "Penn: drop clips with fewer visible joints.")
 cli.define_invisible_joints_flag()
+cli.define_trust_export_flag()
 flags.mark_flags_as_required(["export_dir", "dataset", "input", "output"])
 
 
@@ -42,9 +42,10 @@ def main(argv):
         kwargs["min_visible_fraction"] = FLAGS.min_visible_fraction
         kwargs["invisible_joints"] = FLAGS.invisible_joints
     path = embed_lib.embed_dataset(FLAGS.export_dir, FLAGS.dataset, FLAGS.input, FLAGS.output,
-                                   flip_modes=tuple(FLAGS.flip_modes), **kwargs)
+                                   flip_modes=tuple(FLAGS.flip_modes),
+                                   trust_export=FLAGS.trust_export, **kwargs)
     print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

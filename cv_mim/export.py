@@ -6,7 +6,6 @@ Signatures and the metadata are documented in :mod:`cv_mim.export_lib` and in th
 """
 
 
-from absl import app
 from absl import flags
 
 from cv_mim import cli
@@ -33,4 +32,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -122,27 +122,42 @@ def fenchel_dual_loss(local, global_, measure="jsd", positive_indicator=None):
 
 
 def info_nce_loss(local, global_, positive_indicator=None, temperature=1.0):
-    """InfoNCE [34] with the dot-product critic.
+    """InfoNCE [34] with the dot-product critic, as the authors' function (fact sheet §3.3).
 
-    For each row i: −log( exp(S_ii/τ) / Σ_j exp(S_ij/τ) ), where the sum runs over the row's own
-    positive and all its negatives; other positives of the row (off-diagonal ones of P) are left out.
+    With S[i, j] = ⟨l_i, g_j⟩/τ, global feature i's positive ⟨l_i, g_i⟩ competes with ⟨l_j, g_i⟩ for
+    the j that are not positives of i — a softmax over the COLUMN i of S:
+
+        loss = mean_i [ log( exp S[i,i] + Σ_{j: P[i,j]=0} exp S[j,i] ) − S[i,i] ].
+
+    With the default P = I that is Σ_j over the whole column. Off-diagonal positives (P[i,j] = 1,
+    j ≠ i) are left out of the denominator (the authors mask them with −1e12). For [B, N, D] /
+    [B, M, D] inputs every (local position a, global position b) pair is scored,
+    S_ab[i, j] = ⟨l_{i,a}, g_{j,b}⟩/τ, and the loss is averaged over i, a and b.
 
     Args:
-      local: [B, D]; global_: [B, D]; positive_indicator: optional [B, B]; temperature: τ > 0.
+      local: [B, D] or [B, N, D]; global_: [B, D] or [B, M, D].
+      positive_indicator: optional [B, B] 0/1 matrix (default identity).
+      temperature: τ > 0.
     Returns:
-      Scalar loss; log(B) − loss is the InfoNCE MI lower bound.
+      Scalar loss; log(B) − loss is the InfoNCE MI lower bound (with P = I).
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    scores = critic_scores(local, global_) / temperature
-    batch = tf.shape(scores)[0]
-    eye = tf.eye(batch, dtype=tf.float32)
+    local = tf.convert_to_tensor(local, tf.float32)
+    global_ = tf.convert_to_tensor(global_, tf.float32)
+    if local.shape.rank == 2:
+        local = local[:, None, :]
+    if global_.shape.rank == 2:
+        global_ = global_[:, None, :]
+    # scores[a, b, i, j] = ⟨l_{i,a}, g_{j,b}⟩ / τ.
+    scores = tf.einsum("iad,jbd->abij", local, global_) / temperature
+    batch = tf.shape(scores)[-1]
+    positive = tf.linalg.diag_part(scores)                 # [A, M, B]: S[i, i]
+    column = tf.linalg.matrix_transpose(scores)            # column[..., i, j] = S[j, i]
     pos_mask = _indicator(positive_indicator, batch)
-    # Exclude off-diagonal positives from the denominator.
-    excluded = pos_mask * (1.0 - eye)
-    masked = tf.where(excluded > 0, tf.constant(-1e9, tf.float32), scores)
-    log_norm = tf.reduce_logsumexp(masked, axis=1)
-    return tf.reduce_mean(log_norm - tf.linalg.diag_part(scores))
+    negatives = tf.where(pos_mask > 0, tf.constant(-1e9, tf.float32), column)
+    logits = tf.concat([positive[..., None], negatives], axis=-1)
+    return tf.reduce_mean(tf.reduce_logsumexp(logits, axis=-1) - positive)
 
 
 def _gaussian(mean, log_var):
@@ -162,7 +177,26 @@ def gaussian_log_likelihood(mean, log_var, target):
 
 
 def pairwise_log_likelihood(mean, log_var, target):
-    """L[i, j] = log q(y_j | x_i), averaged over dimensions. Returns [B, B]."""
+    """L[i, j] = log q(y_j | x_i), averaged over dimensions. Returns [B, B].
+
+    Closed form (no [B, B, D] tensor): with w = exp(−log_var),
+    Σ_d −½[log 2π + log_var_id + (y_jd − μ_id)² w_id] expands into three [B, D]×[D, B] matmuls,
+    (y²)ᵀ-by-w, y-by-(μ·w) and a per-row constant Σ_d (μ² w + log_var)_id.
+    """
+    mean = tf.convert_to_tensor(mean, tf.float32)
+    log_var = tf.convert_to_tensor(log_var, tf.float32)
+    target = tf.convert_to_tensor(target, tf.float32)
+    inv_var = tf.exp(-log_var)
+    dim = tf.cast(tf.shape(mean)[-1], tf.float32)
+    quad = (tf.matmul(inv_var, tf.square(target), transpose_b=True)           # Σ_d w_id y_jd²
+            - 2.0 * tf.matmul(mean * inv_var, target, transpose_b=True)      # Σ_d μ_id w_id y_jd
+            + tf.reduce_sum(tf.square(mean) * inv_var, axis=-1, keepdims=True))
+    const = tf.reduce_sum(log_var, axis=-1, keepdims=True) + dim * math.log(2.0 * math.pi)
+    return -0.5 * (quad + const) / dim
+
+
+def pairwise_log_likelihood_dense(mean, log_var, target):
+    """The same L[i, j] through the explicit [B, B, D] tensor (the reference the closed form matches)."""
     dist = _gaussian(mean[:, None, :], log_var[:, None, :])
     return tf.reduce_mean(dist.log_prob(target[None, :, :]), axis=-1)
 

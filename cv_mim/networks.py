@@ -35,6 +35,60 @@ def _dense(units, name, activation=None, he_normal=True):
     return keras.layers.Dense(units, activation=activation, name=name)
 
 
+def derive_seed(seed, *keys):
+    """A [2] int64 stateless seed derived from ``seed`` by folding in the integers ``keys`` in order."""
+    seed = tf.cast(seed, tf.int64)
+    for key in keys:
+        seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, key), tf.int64)
+    return seed
+
+
+def global_rows(shape_fn, seed, batch):
+    """Random rows for THIS replica's examples, drawn as rows of the GLOBAL batch.
+
+    ``shape_fn(n, seed)`` draws an [n, ...] tensor statelessly; the whole global batch
+    (``batch × num_replicas`` rows) is drawn and the replica's rows ``[r·batch, (r + 1)·batch)`` are
+    returned, so example k of the global batch gets the same values however the batch is split (the
+    stateless generators produce one flat counter-based stream, so row k does not depend on how many
+    rows are drawn). Every replica must hold ``batch`` examples (the loop's equal split).
+    """
+    ctx = tf.distribute.get_replica_context()
+    replicas = 1 if ctx is None else ctx.num_replicas_in_sync
+    if replicas == 1:
+        return shape_fn(batch, seed)
+    replica = tf.cast(ctx.replica_id_in_sync_group, tf.int32)
+    rows = shape_fn(batch * replicas, seed)
+    return rows[replica * batch:(replica + 1) * batch]
+
+
+class StatelessDropout(keras.layers.Layer):
+    """Inverted dropout whose mask is a function of (seed, global example index) only.
+
+    Keras' ``Dropout`` draws from an RNG state that is neither checkpointed nor independent of the
+    replica split; here the mask of example k is row k of a stateless uniform draw for the global batch
+    (:func:`global_rows`), so a resumed run and a run on any number of replicas see the same masks.
+    With ``seed=None`` in training (a caller outside the training step) a stateful draw is used.
+    """
+
+    def __init__(self, rate, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+
+    def call(self, x, training=False, seed=None):
+        if not training or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        if seed is None:
+            uniform = tf.random.uniform(tf.shape(x))
+        else:
+            units = tf.shape(x)[1:]
+            uniform = global_rows(
+                lambda n, s: tf.random.stateless_uniform(tf.concat([[n], units], 0), seed=s),
+                seed, tf.shape(x)[0])
+        mask = tf.cast(uniform < keep, x.dtype) / tf.cast(keep, x.dtype)
+        return x * mask
+
+
 class _LinearLayer(keras.layers.Layer):
     """Dense → BatchNorm → ReLU → Dropout, the unit of the residual MLP."""
 
@@ -47,13 +101,13 @@ class _LinearLayer(keras.layers.Layer):
         # Synchronised BatchNorm: statistics over the global batch, so results do not depend on the
         # number of replicas (a no-op cost on one device).
         self.bn = keras.layers.BatchNormalization(synchronized=sync_batch_norm, name="bn")
-        self.dropout = keras.layers.Dropout(dropout_rate)
+        self.dropout = StatelessDropout(dropout_rate)
 
-    def call(self, x, training=False):
+    def call(self, x, training=False, seed=None):
         x = self.dense(x)
         x = self.bn(x, training=training)
         x = tf.nn.relu(x)
-        return self.dropout(x, training=training)
+        return self.dropout(x, training=training, seed=seed)
 
 
 class _ResidualBlock(keras.layers.Layer):
@@ -68,10 +122,11 @@ class _ResidualBlock(keras.layers.Layer):
             setattr(self, f"linear{i}", _LinearLayer(units, dropout_rate, sync_batch_norm,
                                                      name=f"linear{i}"))
 
-    def call(self, x, training=False):
+    def call(self, x, training=False, seed=None):
         y = x
         for i in range(self.num_layers):
-            y = getattr(self, f"linear{i}")(y, training=training)
+            layer_seed = None if seed is None else derive_seed(seed, i)
+            y = getattr(self, f"linear{i}")(y, training=training, seed=layer_seed)
         return x + y
 
 
@@ -87,9 +142,10 @@ class _ResidualTrunk(keras.layers.Layer):
                 hidden_dim, layers_per_block, dropout_rate, sync_batch_norm,
                 name=f"res_block{i + 1}"))
 
-    def call(self, x, training=False):
+    def call(self, x, training=False, seed=None):
         for i in range(self.num_blocks):
-            x = getattr(self, f"res_block{i + 1}")(x, training=training)
+            block_seed = None if seed is None else derive_seed(seed, i)
+            x = getattr(self, f"res_block{i + 1}")(x, training=training, seed=block_seed)
         return x
 
 
@@ -119,6 +175,10 @@ class Encoder(keras.Model):
         heads with a reparameterised sample in training — the VAE / β-VAE baselines).
       num_joints: keypoints per pose (13).
       sync_batch_norm: synchronise BatchNorm statistics across replicas.
+
+    ``call(keypoints, training, seed)``: ``seed`` ([2] int) makes every random draw in training (the
+    dropout masks and the Gaussian sample) a stateless function of (seed, global example index); see
+    :class:`StatelessDropout`.
 
     Call returns a dict: ``pose_embedding`` [B, pose_dim], ``view_embedding`` [B, view_dim],
     ``embedding`` [B, pose_dim + view_dim] (their concatenation), ``fc0`` [B, hidden_dim] (the input-layer
@@ -152,14 +212,15 @@ class Encoder(keras.Model):
         if embedder == "gaussian":
             self.log_var_head = _dense(out_dim, "embedder_log_var")
 
-    def call(self, keypoints, training=False):
+    def call(self, keypoints, training=False, seed=None):
         keypoints = tf.convert_to_tensor(keypoints)
         if keypoints.shape.rank != 3 or tuple(keypoints.shape[1:]) != (self.num_joints, 2):
             raise ValueError(f"Encoder input must have shape [B, {self.num_joints}, 2] (normalised "
                              f"2D keypoints), got {keypoints.shape}")
         x = tf.reshape(keypoints, [tf.shape(keypoints)[0], self.num_joints * 2])
-        fc0 = self.fc0(x, training=training)
-        h = self.trunk(fc0, training=training)
+        seeds = [None] * 3 if seed is None else [derive_seed(seed, k) for k in range(3)]
+        fc0 = self.fc0(x, training=training, seed=seeds[0])
+        h = self.trunk(fc0, training=training, seed=seeds[1])
         outputs = {"fc0": tf.cast(fc0, tf.float32)}
         embedding = tf.cast(self.head(h), tf.float32)
         if self.embedder == "gaussian":
@@ -168,7 +229,11 @@ class Encoder(keras.Model):
             log_var = 10.0 * tf.tanh(tf.cast(self.log_var_head(h), tf.float32))
             outputs["mean"], outputs["log_var"] = mean, log_var
             if training:
-                eps = tf.random.normal(tf.shape(mean))
+                if seed is None:
+                    eps = tf.random.normal(tf.shape(mean))
+                else:
+                    eps = global_rows(lambda n, s: tf.random.stateless_normal(
+                        [n, tf.shape(mean)[1]], seed=s), seeds[2], tf.shape(mean)[0])
                 embedding = mean + tf.exp(0.5 * log_var) * eps
             else:
                 embedding = mean
@@ -211,8 +276,8 @@ class LocalBranch(keras.Model):
                                     sync_batch_norm, name="trunk")
         self.head = _dense(output_dim, "embedder")
 
-    def call(self, fc0, training=False):
-        h = self.trunk(fc0, training=training)
+    def call(self, fc0, training=False, seed=None):
+        h = self.trunk(fc0, training=training, seed=seed)
         return {"local": tf.cast(self.head(h), tf.float32)}
 
     def get_config(self):
@@ -329,10 +394,11 @@ class Decoder(keras.Model):
                                     sync_batch_norm, name="trunk")
         self.head = _dense(num_joints * 2, "embedder")
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, seed=None):
         pose, view = inputs
-        h = self.fc0(tf.concat([pose, view], axis=-1), training=training)
-        h = self.trunk(h, training=training)
+        seeds = [None] * 2 if seed is None else [derive_seed(seed, k) for k in range(2)]
+        h = self.fc0(tf.concat([pose, view], axis=-1), training=training, seed=seeds[0])
+        h = self.trunk(h, training=training, seed=seeds[1])
         out = tf.cast(self.head(h), tf.float32)
         return {"keypoints": tf.reshape(out, [-1, self.num_joints, 2])}
 

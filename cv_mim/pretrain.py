@@ -8,14 +8,16 @@ See README.md ("Pretraining") for the data layout and every flag; the library en
 """
 
 
+import math
+import os
+import tempfile
+
 from absl import app
 from absl import flags
 
 from cv_mim import cli
-from cv_mim import losses
 from cv_mim import pipeline
 from cv_mim.algorithms import config as config_lib
-from cv_mim.algorithms import registry
 from cv_mim.training import distribution
 from cv_mim.training import loop
 from cv_mim.training import sources
@@ -41,24 +43,13 @@ flags.DEFINE_float("keypoint_dropout_rate", 0.0,
                    "Probability that a joint of a training view is marked missing (not in the paper "
                    "or the authors' code; 0 = off). For encoders that must embed poses with missing "
                    "detections.")
-# Model.
-flags.DEFINE_enum("algorithm", "cv_mim", registry.ALGORITHMS, "Representation learner.")
-flags.DEFINE_integer("pose_embedding_dim", 32, "Size of z_p.")
-flags.DEFINE_integer("view_embedding_dim", 32, "Size of z_v.")
-flags.DEFINE_integer("hidden_dim", 1024, "Width of the residual MLPs.")
-flags.DEFINE_integer("num_blocks", 2, "Residual blocks.")
-flags.DEFINE_float("dropout_rate", 0.25, "Dropout rate of the residual MLPs.")
-flags.DEFINE_enum("fusion", "moe", ["moe", "poe", "cat"], "Fusion of Eq. 11.")
-flags.DEFINE_float("view_loss_weight", 5.0, "λ1 of Eq. 11.")
-flags.DEFINE_float("disentangle_loss_weight", 0.5, "λ2 of Eq. 11 (0 removes L_inter and Q).")
-flags.DEFINE_float("prior_loss_weight", 1.0, "λ3 of Eq. 11 (0 removes L_prior and D).")
-flags.DEFINE_enum("loss_weighting", "paper", config_lib.LOSS_WEIGHTINGS,
-                  "paper: Eq. 11 as written; authors: the authors' hidden factors.")
-flags.DEFINE_enum("club_variant", "paper", losses.CLUB_VARIANTS, "CLUB estimator of Eq. 7.")
-flags.DEFINE_float("kl_weight", None, "KL weight of vae (default 1) and beta_vae (β, default 4).")
-flags.DEFINE_float("infonce_temperature", 1.0, "Temperature of the infonce baseline.")
-flags.DEFINE_enum("cross_pairing", "swap_pose", ["swap_pose", "other_view"],
-                  "infonce/dim cross-view term: (z_p^j, z_v^i) or Eq. 2 as printed (z_p^j, z_v^j).")
+# Model: one flag per ModelConfig field (generated, so the flags and the config cannot drift).
+_DEFINE = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}
+for _flag in config_lib.flag_fields():
+    if _flag.choices:
+        flags.DEFINE_enum(_flag.name, _flag.default, list(_flag.choices), _flag.help)
+    else:
+        _DEFINE[_flag.type](_flag.name, _flag.default, _flag.help)
 # Optimisation.
 flags.DEFINE_integer("batch_size", 256, "Global batch of positive pairs.")
 flags.DEFINE_integer("num_steps", 5_000_000, "Training steps.")
@@ -83,18 +74,38 @@ flags.mark_flag_as_required("model_dir")
 
 
 def model_config_from_flags():
-    kl_weight = FLAGS.kl_weight
-    if kl_weight is None:
-        kl_weight = registry.default_kl_weight(FLAGS.algorithm)
-    return config_lib.ModelConfig(
-        algorithm=FLAGS.algorithm, pose_dim=FLAGS.pose_embedding_dim,
-        view_dim=FLAGS.view_embedding_dim, hidden_dim=FLAGS.hidden_dim,
-        num_blocks=FLAGS.num_blocks, dropout_rate=FLAGS.dropout_rate, fusion=FLAGS.fusion,
-        view_loss_weight=FLAGS.view_loss_weight,
-        disentangle_loss_weight=FLAGS.disentangle_loss_weight,
-        prior_loss_weight=FLAGS.prior_loss_weight, loss_weighting=FLAGS.loss_weighting,
-        club_variant=FLAGS.club_variant, kl_weight=kl_weight,
-        infonce_temperature=FLAGS.infonce_temperature, cross_pairing=FLAGS.cross_pairing)
+    return config_lib.from_flag_values({f.name: FLAGS[f.name].value for f in config_lib.flag_fields()})
+
+
+def check_run_flags():
+    """Validates the run flags the loop would only trip over later (ValueError naming the flag)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel  (after cli: quiet start-up)
+    rate = FLAGS.learning_rate
+    if not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"--learning_rate must be a finite number > 0, got {rate!r}")
+    if not 0 <= FLAGS.keypoint_dropout_rate < 1:
+        raise ValueError(f"--keypoint_dropout_rate must be in [0, 1), got "
+                         f"{FLAGS.keypoint_dropout_rate!r}")
+    if FLAGS.init_checkpoint:
+        given = FLAGS.init_checkpoint
+        path = tf.train.latest_checkpoint(given) if tf.io.gfile.isdir(given) else given
+        if not path or not tf.io.gfile.exists(f"{path}.index"):
+            raise FileNotFoundError(f"--init_checkpoint {given}: no checkpoint there (give a "
+                                    "model_dir or the prefix of a .index file)")
+    _check_writable(FLAGS.model_dir)
+
+
+def _check_writable(model_dir):
+    """ValueError naming --model_dir when a local model_dir cannot be created or written."""
+    if "://" in model_dir:  # remote file systems: left to tf.io.gfile
+        return
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=model_dir):
+            pass
+    except OSError as err:
+        raise ValueError(f"--model_dir {model_dir}: not a writable directory "
+                         f"({err.strerror or type(err).__name__})") from None
 
 
 @cli.friendly_errors
@@ -107,6 +118,7 @@ def main(argv):
         config = model_config_from_flags()
     except ValueError as err:
         raise app.UsageError(str(err)) from None
+    check_run_flags()
     source = sources.load_pair_source(
         FLAGS.data_format, data_dir=FLAGS.data_dir, data_3d=FLAGS.data_3d, data_2d=FLAGS.data_2d,
         cameras=FLAGS.cameras, subjects=FLAGS.subjects, unit=FLAGS.unit,
@@ -114,7 +126,7 @@ def main(argv):
     try:
         _train(config, source, strategy)
     except (loop.NonFiniteLossError, loop.NonFiniteWeightsError) as err:
-        raise ValueError(str(err)) from None  # one clear line (cli.friendly_errors), exit 2
+        raise ValueError(f"training stopped: {err}") from None  # one line, exit 2
 
 
 def _train(config, source, strategy):
@@ -131,4 +143,4 @@ def _train(config, source, strategy):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -7,7 +7,6 @@ Writes retrieval_results.json, retrieval.md (the table) and nearest-neighbour PN
 """
 
 
-from absl import app
 from absl import flags
 
 from cv_mim import cli
@@ -28,6 +27,7 @@ flags.DEFINE_integer("frame_stride", 1, "Use every n-th frame.")
 flags.DEFINE_integer("max_queries", 2000, "Queries per camera pair (random subset; 0 = all).")
 flags.DEFINE_integer("seed", 0, "Seed of the query subset and the panels.")
 flags.DEFINE_bool("draw", True, "Draw nearest-neighbour panels (matplotlib).")
+cli.define_trust_export_flag()
 flags.mark_flags_as_required(["export_dir", "output_dir"])
 
 
@@ -39,9 +39,9 @@ def main(argv):
         data_3d=FLAGS.data_3d, data_2d=FLAGS.data_2d, cameras=FLAGS.cameras,
         subjects=FLAGS.subjects, unit=FLAGS.unit, threshold=FLAGS.threshold,
         frame_stride=FLAGS.frame_stride, max_queries=FLAGS.max_queries or None, seed=FLAGS.seed,
-        draw=FLAGS.draw)
+        draw=FLAGS.draw, trust_export=FLAGS.trust_export)
     print(retrieval_lib.markdown_table(results))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -25,6 +25,7 @@ flags.DEFINE_string("output_dir", None, "Results directory.")
 flags.DEFINE_bool("skip_malformed", False, "With --export_dir: skip malformed label files (counted in "
                   "the log) instead of stopping.")
 cli.define_invisible_joints_flag("With --export_dir: ")
+cli.define_trust_export_flag()
 flags.DEFINE_list("features", ["view_embedding", "raw"],
                   f"Inputs to compare, from {view_lib.FEATURES}.")
 flags.DEFINE_integer("steps", 10_000, "Iterations (App. C: 1e4).")
@@ -49,7 +50,8 @@ def main(argv):
         embeddings = embed_lib.embed_dataset(FLAGS.export_dir, "penn_action", FLAGS.input,
                                              os.path.join(FLAGS.output_dir, "embeddings.npz"),
                                              skip_malformed=FLAGS.skip_malformed,
-                                             invisible_joints=FLAGS.invisible_joints)
+                                             invisible_joints=FLAGS.invisible_joints,
+                                             trust_export=FLAGS.trust_export)
     if not embeddings:
         raise app.UsageError("give --embeddings (from cv_mim.embed) or --export_dir")
     seeds = cli.parse_seeds(FLAGS.seeds)
@@ -61,4 +63,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -106,15 +106,46 @@ def test_res_tcn_identity_unit_is_x_plus_preactivated_conv():
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_res_tcn_l1_regulariser_in_losses():
+def _layers_of(model, kind):
+    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, kind)]
+
+
+def _initializer_name(initializer):
+    return type(initializer).__name__
+
+
+def test_res_tcn_l1_regulariser_on_every_conv_kernel():
+    """Authors' Res-TCN: L1(1e-4) on the stem, the nine unit convs and the two 1×1 shortcuts."""
     model = classifiers.get_classifier("res_tcn", (32, 6), num_classes=3)
-    assert len(model.losses) == 1
-    expected = 1e-4 * np.abs(model.stem_conv.kernel.numpy()).sum()
-    np.testing.assert_allclose(float(model.losses[0]), expected, rtol=1e-5)
+    convs = _layers_of(model, tf.keras.layers.Conv1D)
+    shortcuts = [c for c in convs if c.name == "shortcut_conv"]
+    assert len(convs) == 1 + 9 + 2 and len(shortcuts) == 2
+    for conv in convs:
+        assert isinstance(conv.kernel_regularizer, tf.keras.regularizers.L1), conv.path
+        assert float(conv.kernel_regularizer.l1) == pytest.approx(1e-4)
+    assert len(model.losses) == len(convs)
+    expected = sum(1e-4 * np.abs(c.kernel.numpy()).sum() for c in convs)
+    np.testing.assert_allclose(float(tf.add_n(model.losses)), expected, rtol=1e-5)
     no_l1 = classifiers.get_classifier("res_tcn", (32, 6), num_classes=3, l1=0.0)
     assert len(no_l1.losses) == 0
     for name in ("temporal_convnet", "resnet1d"):
         assert len(classifiers.get_classifier(name, (32, 6), num_classes=3).losses) == 0
+
+
+@pytest.mark.parametrize("name,bias", [("temporal_convnet", "HeNormal"), ("resnet1d", "HeNormal"),
+                                       ("res_tcn", "Zeros")])
+def test_every_conv_and_final_dense_is_he_normal(name, bias):
+    """Fact sheet §7.1: he_normal kernels everywhere; CONVNET/RESNET he_normal biases, RESTCN zeros."""
+    model = classifiers.get_classifier(name, (32, 6), num_classes=3)
+    convs = _layers_of(model, tf.keras.layers.Conv1D)
+    dense = _layers_of(model, tf.keras.layers.Dense)
+    assert convs and len(dense) == 1
+    for layer in convs + dense:
+        assert _initializer_name(layer.kernel_initializer) == "HeNormal", layer.path
+        assert _initializer_name(layer.bias_initializer) == bias, layer.path
+    # The initialiser really acted: a he_normal bias is not all zeros.
+    assert (np.any(dense[0].bias.numpy() != 0)) == (bias == "HeNormal")
 
 
 @pytest.mark.parametrize("name", classifiers.CLASSIFIERS)

@@ -94,9 +94,10 @@ def _np_jsd_loss(local, global_):
 
 
 def _np_info_nce(local, global_, temperature):
+    """The authors' InfoNCE: global i's positive ⟨l_i, g_i⟩ against ⟨l_j, g_i⟩ (column i of S)."""
     s = local.astype(np.float64) @ global_.astype(np.float64).T / temperature
-    m = s.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(s - m).sum(axis=1)) + m[:, 0]
+    m = s.max(axis=0, keepdims=True)
+    log_norm = np.log(np.exp(s - m).sum(axis=0)) + m[0]
     return np.mean(log_norm - np.diag(s))
 
 

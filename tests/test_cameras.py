@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from cv_mim.data import safe_pickle
 from cv_mim.keypoints import augmentation
 from cv_mim.keypoints import cameras
 from cv_mim.keypoints import normalization
@@ -28,8 +29,8 @@ def _toy_camera(k=(0.0, 0.0, 0.0), p=(0.0, 0.0)):
 
 def _load_s11(realdata_dir):
     h36m = realdata_dir / "h36m"
-    positions_3d = np.load(h36m / "data_3d_h36m_S11_sample.npz", allow_pickle=True)["positions_3d"]
-    positions_2d = np.load(h36m / "data_2d_h36m_S11_sample_gt.npz", allow_pickle=True)["positions_2d"]
+    positions_3d = safe_pickle.load_npz(h36m / "data_3d_h36m_S11_sample.npz")["positions_3d"]
+    positions_2d = safe_pickle.load_npz(h36m / "data_2d_h36m_S11_sample_gt.npz")["positions_2d"]
     pose_3d = positions_3d.item()["S11"]["Directions 1"]
     pose_2d = positions_2d.item()["S11"]["Directions 1"]
     return pose_3d, pose_2d

@@ -168,10 +168,15 @@ def test_embed_other_datasets_and_bad_input(trained, tmp_path):
     assert set(emb["performers"].tolist()) == {1, 3}
     out = embed_lib.embed_dataset(export_dir, "h36m", str(TINY / "h36m"), str(tmp_path / "h.npz"))
     assert embedding_file.load_embeddings(out).num_clips == 2 * 4 * 4
-    np.save(tmp_path / "mine.npy", np.full((5, 13, 2), 100, np.float32))
+    np.save(tmp_path / "mine.npy", np.random.default_rng(0).normal(100, 20, (5, 13, 2)))
     out = embed_lib.embed_dataset(export_dir, "npy", str(tmp_path / "mine.npy"),
                                   str(tmp_path / "mine.npz"))
     assert embedding_file.load_embeddings(out)["pose_embedding"].shape == (5, 32)
+    assert embedding_file.load_embeddings(out)["has_pose"].all()
+    np.save(tmp_path / "flat.npy", np.full((5, 13, 2), 100, np.float32))  # every joint at one point
+    with pytest.raises(ValueError, match="flat.npy: no frame has a pose"):
+        embed_lib.embed_dataset(export_dir, "npy", str(tmp_path / "flat.npy"),
+                                str(tmp_path / "flat.npz"))
     np.save(tmp_path / "bad.npy", np.zeros((5, 17, 2), np.float32))
     with pytest.raises(ValueError, match=r"bad.npy.*\[N, 13, 2\].*\(5, 17, 2\)"):
         embed_lib.embed_dataset(export_dir, "npy", str(tmp_path / "bad.npy"), str(tmp_path / "b"))

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from cv_mim.data import safe_pickle
 from cv_mim.data import h36m
 from cv_mim.keypoints import cameras
 
@@ -272,9 +273,9 @@ def test_real_s11_multiview_with_and_without_2d(realdata_dir):
     assert list(projected.camera_ids) == ["54138969", "55011271", "58860488", "60457274"]
     assert np.abs(projected.keypoints_2d - from_file.keypoints_2d).max() < 0.01
     # 3D in metres (the sample is metres; 'auto' must not rescale it), VideoPose3D 17 joints.
-    raw = np.load(root / "data_3d_h36m_S11_sample.npz", allow_pickle=True)["positions_3d"].item()
+    raw = safe_pickle.load_npz(root / "data_3d_h36m_S11_sample.npz")["positions_3d"].item()
     np.testing.assert_array_equal(projected.keypoints_3d, raw["S11"]["Directions 1"][:, H36M32_TO_17])
-    gt = np.load(root / "data_2d_h36m_S11_sample_gt.npz", allow_pickle=True)["positions_2d"].item()
+    gt = safe_pickle.load_npz(root / "data_2d_h36m_S11_sample_gt.npz")["positions_2d"].item()
     for index in range(4):
         np.testing.assert_allclose(from_file.keypoints_2d[:, index],
                                    gt["S11"]["Directions 1"][index][:, H36M17_TO_13], atol=1e-4)

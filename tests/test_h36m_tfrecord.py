@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from cv_mim.data import safe_pickle
 from cv_mim.data import h36m_tfrecord
 from cv_mim.keypoints import profiles
 
@@ -147,9 +148,9 @@ def test_errors(tmp_path):
 
 def test_real_s11_frames_through_the_authors_layout(realdata_dir, tmp_path):
     root = realdata_dir / "h36m"
-    pose32 = np.load(root / "data_3d_h36m_S11_sample.npz", allow_pickle=True)["positions_3d"].item()[
+    pose32 = safe_pickle.load_npz(root / "data_3d_h36m_S11_sample.npz")["positions_3d"].item()[
         "S11"]["Directions 1"][:20].astype(np.float64)
-    gt_2d = np.load(root / "data_2d_h36m_S11_sample_gt.npz", allow_pickle=True)["positions_2d"].item()[
+    gt_2d = safe_pickle.load_npz(root / "data_2d_h36m_S11_sample_gt.npz")["positions_2d"].item()[
         "S11"]["Directions 1"]
     to13 = [10, 11, 14, 12, 15, 13, 16, 4, 1, 5, 2, 6, 3]
     path = tmp_path / "s11.tfrecord"

@@ -16,7 +16,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "cv_mim"
 # Stages in data-flow order; the later may import the earlier.
 ORDER = ("keypoints", "data", "synthetic", "pipeline", "networks", "losses", "algorithms",
          "training", "serving", "downstream", "report")
-LEAVES = ("records", "plotting")
+LEAVES = ("records", "plotting", "checks", "progress")
 BINARIES = ("pretrain", "export", "embed", "retrieval", "action_recognition", "view_classification",
             "benchmark", "run_all", "synthesize", "cli")
 # networks and losses are one stage (neither imports the other).

@@ -84,17 +84,23 @@ def np_eq6_jsd_minus_2log2(local, global_):
 
 
 def np_info_nce(local, global_, positive=None, temperature=1.0):
-    """Per row: cross-entropy of the diagonal class over {the diagonal} ∪ {negatives of the row}."""
-    s = np.asarray(local, np.float64) @ np.asarray(global_, np.float64).T / temperature
-    batch = s.shape[0]
+    """The authors' InfoNCE, written with loops: for every (local position a, global position b) and
+    every i, the cross-entropy of ⟨l_ia, g_ib⟩ over itself and ⟨l_ja, g_ib⟩ for the j with P[i,j] = 0
+    (a softmax over column i of S[i, j] = ⟨l_i, g_j⟩)."""
+    local, global_ = np.asarray(local, np.float64), np.asarray(global_, np.float64)
+    local = local[:, None] if local.ndim == 2 else local
+    global_ = global_[:, None] if global_.ndim == 2 else global_
+    batch = local.shape[0]
     pos = np.eye(batch) if positive is None else np.asarray(positive, np.float64)
-    total = 0.0
-    for i in range(batch):
-        logits = [s[i, j] for j in range(batch) if j == i or pos[i, j] == 0]
-        m = max(logits)
-        log_norm = m + math.log(sum(math.exp(v - m) for v in logits))
-        total += log_norm - s[i, i]
-    return total / batch
+    terms = []
+    for a in range(local.shape[1]):
+        for b in range(global_.shape[1]):
+            s = local[:, a] @ global_[:, b].T / temperature
+            for i in range(batch):
+                logits = [s[i, i]] + [s[j, i] for j in range(batch) if pos[i, j] == 0]
+                m = max(logits)
+                terms.append(m + math.log(sum(math.exp(v - m) for v in logits)) - s[i, i])
+    return float(np.mean(terms))
 
 
 def np_gauss_logpdf(mean, log_var, target):
@@ -325,6 +331,43 @@ def test_info_nce_excludes_off_diagonal_positives_from_denominator():
     np.testing.assert_allclose(got, np_info_nce(local, global_, p, 0.7), rtol=1e-5, atol=1e-5)
 
 
+def test_info_nce_softmax_runs_over_the_column_hand_value():
+    """B = 2, S = [[1, 0], [2, 0]] (S[i, j] = ⟨l_i, g_j⟩): column 0 is (1, 2), column 1 is (0, 0).
+
+    i = 0: log(e¹ + e²) − 1; i = 1: log(e⁰ + e⁰) − 0 = log 2. A row softmax would give
+    log(e¹ + e⁰) − 1 and log(e² + e⁰) − 0 instead.
+    """
+    local = np.array([[1.0, 0.0], [2.0, 0.0]], np.float32)
+    global_ = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    hand = 0.5 * ((math.log(math.e + math.e ** 2) - 1.0) + math.log(2.0))
+    np.testing.assert_allclose(_value(losses.info_nce_loss(local, global_)), hand, rtol=1e-6)
+    row = 0.5 * ((math.log(math.e + 1.0) - 1.0) + math.log(math.e ** 2 + 1.0))
+    assert abs(hand - row) > 0.1
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_info_nce_with_positions_scores_every_position_pair(seed):
+    rng = np.random.default_rng(seed)
+    local, global_ = _rand(rng, 5, 3, 4), _rand(rng, 5, 2, 4)
+    got = _value(losses.info_nce_loss(local, global_, temperature=0.8))
+    np.testing.assert_allclose(got, np_info_nce(local, global_, temperature=0.8), rtol=1e-5)
+    # Not the loss of the position means (what averaging positions first would give).
+    means = _value(losses.info_nce_loss(local.mean(1), global_.mean(1), temperature=0.8))
+    assert abs(got - means) > 1e-3
+    # Mixed shapes: [B, N, D] local against a [B, D] global.
+    got2 = _value(losses.info_nce_loss(local, global_[:, 0]))
+    np.testing.assert_allclose(got2, np_info_nce(local, global_[:, 0]), rtol=1e-5)
+
+
+def test_info_nce_with_positions_and_off_diagonal_positives():
+    rng = np.random.default_rng(4)
+    p = np.eye(5, dtype=np.float32)
+    p[0, 3] = p[3, 0] = 1.0
+    local, global_ = _rand(rng, 5, 2, 3), _rand(rng, 5, 3, 3)
+    got = _value(losses.info_nce_loss(local, global_, positive_indicator=p))
+    np.testing.assert_allclose(got, np_info_nce(local, global_, p), rtol=1e-5)
+
+
 def test_info_nce_perfect_alignment_gives_zero():
     emb = (30.0 * (np.eye(4) - 0.25)).astype(np.float32)
     assert abs(_value(losses.info_nce_loss(emb, emb))) < 1e-5
@@ -353,6 +396,28 @@ def test_gaussian_log_likelihood_toy_values():
     got = losses.gaussian_log_likelihood(np.zeros((2, 3), np.float32), lv,
                                          np.full((2, 3), 2.0, np.float32))
     np.testing.assert_allclose(got, np.full(2, -0.5 * LOG_2PI - math.log(2.0) - 0.5), rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pairwise_log_likelihood_closed_form_equals_dense_tensor_form(seed):
+    """The three-matmul closed form gives the [B, B, D] tensor's values (and NumPy's)."""
+    rng = np.random.default_rng(seed)
+    mean, log_var, target = _rand(rng, 16, 32), _rand(rng, 16, 32, scale=0.6), _rand(rng, 16, 32)
+    closed = np.asarray(losses.pairwise_log_likelihood(mean, log_var, target))
+    dense = np.asarray(losses.pairwise_log_likelihood_dense(mean, log_var, target))
+    np.testing.assert_allclose(closed, dense, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(closed, np_pairwise_ll(mean, log_var, target), rtol=1e-5, atol=1e-5)
+    # Gradients agree too (the encoder is trained through them).
+    tensors = [tf.constant(x) for x in (mean, log_var, target)]
+    weights = tf.constant(rng.normal(size=(16, 16)), tf.float32)
+    grads = []
+    for fn in (losses.pairwise_log_likelihood, losses.pairwise_log_likelihood_dense):
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            out = tf.reduce_sum(fn(*tensors) * weights)
+        grads.append(tape.gradient(out, tensors))
+    for g1, g2 in zip(*grads):
+        np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-5)
 
 
 def test_pairwise_log_likelihood_matches_numpy():

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from cv_mim.algorithms import config as config_lib
+from cv_mim.algorithms import registry
 from cv_mim.keypoints import normalization
 from cv_mim.serving import export as export_lib
 from cv_mim.training import checkpoints
@@ -70,11 +71,25 @@ def test_run_writes_checkpoint_events_flags_and_config(tmp_path, source):
         assert tag in tags, tag
     assert [s for s, _ in tags["train/encoder/view_loss"]] == [2, 4, 6]
     assert tags["train/lr/encoder"][0][1] == pytest.approx(0.02)
-    # The encoder rebuilds from model_config.json + checkpoint alone.
-    encoder, cfg, path, step = checkpoints.restore_encoder(model_dir)
+    # The encoder rebuilds from model_config.json + checkpoint alone, without building Q, D or the
+    # local branch (export must not depend on the training networks).
+    from cv_mim import networks  # pylint: disable=import-outside-toplevel
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("restore_encoder built a training-only network")
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("LikelihoodEstimator", "Discriminator", "LocalBranch", "Decoder"):
+            mp.setattr(networks, name, refuse)
+        encoder, cfg, path, step = checkpoints.restore_encoder(model_dir)
     assert step == 6 and cfg.hidden_dim == 32
     out = encoder(tf.zeros([2, 13, 2]), training=False)
     assert out["pose_embedding"].shape == (2, 32)
+    # The same weights as a restore of the whole algorithm.
+    full = registry.get_algorithm(cfg).build()
+    tf.train.Checkpoint(model=tf.train.Checkpoint(**full.networks)).restore(path).expect_partial()
+    assert len(encoder.weights) == len(full.encoder.weights)
+    for mine, theirs in zip(encoder.weights, full.encoder.weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
 
 
 def test_keypoint_dropout_option_trains_and_rejects_bad_rates(tmp_path, source):

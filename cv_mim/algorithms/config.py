@@ -13,42 +13,84 @@ from cv_mim import networks
 from cv_mim.algorithms import infomax
 from cv_mim.algorithms import registry
 
-LOSS_WEIGHTINGS = ("paper", "authors")
+# How the terms of Eq. 11 are weighted (the one definition; flag choices and help derive from it).
+LOSS_WEIGHTING_HELP = {
+    "paper": "Eq. 5/11 as written: the cross-view sum over i != j has two (equal, symmetric) terms "
+             "for two views, so the cross-view JSD term is weighted 2·λ1",
+    "single_cross_view": "the cross-view term counted once (weight λ1), the pre-issue-13 default",
+    "authors": "the authors' code: cross-view 2·λ1 plus a view-to-view CLUB term (weight 2·λ2) with a "
+               "second Q whose likelihood is weighted ×2",
+}
+LOSS_WEIGHTINGS = tuple(LOSS_WEIGHTING_HELP)
+# Multiplier of λ1 on the cross-view term, per weighting (Eq. 5: Σ_{i≠j} over two views = 2 terms).
+CROSS_VIEW_FACTORS = {"paper": 2.0, "single_cross_view": 1.0, "authors": 2.0}
+
+
+def _field(default, help_text, *, choices=None, flag=None, flag_default=dataclasses.MISSING):
+    """A config field that is also a pretraining flag (see :func:`flag_fields`)."""
+    return dataclasses.field(default=default, metadata={
+        "help": help_text, "choices": choices, "flag": flag,
+        "flag_default": default if flag_default is dataclasses.MISSING else flag_default})
+
+
+@dataclasses.dataclass(frozen=True)
+class FlagField:
+    """One generated flag: its name, the config field it sets, type, default, choices and help."""
+
+    name: str
+    field: str
+    type: type
+    default: object
+    choices: tuple
+    help: str
 
 
 @dataclasses.dataclass
 class ModelConfig:
     """Everything needed to rebuild an algorithm's networks (written to ``model_config.json``).
 
-    Loss weights follow Eq. 11 (λ1 = 5, λ2 = 0.5, λ3 = 1, §4.2). ``loss_weighting="authors"`` applies the
-    authors' hidden factors instead (fact sheet §3.10, §9.1): the cross-view term ×2 (effective 10), an
-    extra view-to-view CLUB term with a second Q (weight 2·λ2) and Q's likelihood on it ×2.
+    Loss weights follow Eq. 11 (λ1 = 5, λ2 = 0.5, λ3 = 1, §4.2). ``loss_weighting`` (see
+    :data:`LOSS_WEIGHTING_HELP`): ``"paper"`` (default) weights the cross-view JSD term 2·λ1, because
+    Eq. 5 sums I(z_p^i; z_p^j) over i ≠ j — two symmetric terms for two views (this coincides with the
+    authors' ×2, fact sheet §3.5); ``"single_cross_view"`` counts it once (λ1); ``"authors"`` adds the
+    authors' other hidden factors (fact sheet §3.10, §9.1): an extra view-to-view CLUB term with a
+    second Q (weight 2·λ2) and Q's likelihood on it ×2.
     """
 
-    algorithm: str = "cv_mim"
-    pose_dim: int = 32
-    view_dim: int = 32
-    hidden_dim: int = 1024
-    num_blocks: int = 2
-    layers_per_block: int = 2
-    dropout_rate: float = 0.25
-    fusion: str = "moe"
+    # Each field with a ``help`` is a ``cv_mim.pretrain`` flag of the same name (or ``flag``), its
+    # choices from ``choices``: the flags are generated from these fields (:func:`flag_fields`).
+    algorithm: str = _field("cv_mim", "Representation learner.", choices=registry.ALGORITHMS)
+    pose_dim: int = _field(32, "Size of z_p.", flag="pose_embedding_dim")
+    view_dim: int = _field(32, "Size of z_v.", flag="view_embedding_dim")
+    hidden_dim: int = _field(1024, "Width of the residual MLPs (App. B.1).")
+    num_blocks: int = _field(2, "Residual blocks.")
+    layers_per_block: int = _field(2, "Linear layers per residual block.")
+    dropout_rate: float = _field(0.25, "Dropout rate of the residual MLPs.")
+    fusion: str = _field("moe", "Fusion of z_p and z_v in Eq. 11.", choices=networks.FUSIONS)
+    # Fixed by the data and the export (not flags).
     num_joints: int = 13
     keypoint_profile: str = "canonical13"
     normalization: str = "mid_hip_offset/max_torso_pair_scale/unit_0.5/missing_joints_zero"
     # Loss settings.
-    view_loss_weight: float = 5.0          # λ1
-    disentangle_loss_weight: float = 0.5   # λ2
-    prior_loss_weight: float = 1.0         # λ3
-    loss_weighting: str = "paper"
-    club_variant: str = "paper"
-    generator_loss: str = "non_saturating"
-    gradient_penalty_weight: float = 1.0
-    mi_measure: str = "jsd"
-    kl_weight: float = 1.0                 # VAE: 1; β-VAE: β
-    infonce_temperature: float = 1.0
-    infomax_cross_weight: float = 5.0      # weight of the cross-view terms of the Eq. 2 baselines
-    cross_pairing: str = "swap_pose"       # Eq. 2 baselines: (z_p^j, z_v^i) or "other_view" (z_p^j, z_v^j)
+    view_loss_weight: float = _field(5.0, "λ1 of Eq. 11.")
+    disentangle_loss_weight: float = _field(0.5, "λ2 of Eq. 11 (0 removes L_inter and Q).")
+    prior_loss_weight: float = _field(1.0, "λ3 of Eq. 11 (0 removes L_prior and D).")
+    loss_weighting: str = _field(
+        "paper", "; ".join(f"{k}: {v}" for k, v in LOSS_WEIGHTING_HELP.items()) + ".",
+        choices=LOSS_WEIGHTINGS)
+    club_variant: str = _field("paper", "CLUB estimator of Eq. 7 (paper: unclipped; authors: "
+                               "off-diagonal negatives, clipped at 0).", choices=losses.CLUB_VARIANTS)
+    generator_loss: str = _field("non_saturating", "Encoder's side of Eq. 10.",
+                                 choices=losses.GENERATOR_LOSSES)
+    gradient_penalty_weight: float = _field(1.0, "Weight of D's gradient penalty (Eq. 10).")
+    mi_measure: str = _field("jsd", "MI estimator of Eq. 6.", choices=losses.MEASURES)
+    kl_weight: float = _field(1.0, "KL weight of vae (default 1) and beta_vae (β, default 4).",
+                              flag_default=None)
+    infonce_temperature: float = _field(1.0, "Temperature of the infonce baseline.")
+    infomax_cross_weight: float = _field(5.0, "Weight of the cross-view terms of the infonce/dim "
+                                         "baselines (Eq. 2).")
+    cross_pairing: str = _field("swap_pose", "infonce/dim cross-view term: (z_p^j, z_v^i) or Eq. 2 "
+                                "as printed (z_p^j, z_v^j).", choices=infomax.CROSS_PAIRINGS)
 
     def __post_init__(self):
         registry.spec(self.algorithm)  # validates the name
@@ -75,6 +117,11 @@ class ModelConfig:
         networks.fused_dim(self.fusion, self.pose_dim, self.view_dim)  # validates the fusion
 
     @property
+    def cross_view_factor(self):
+        """c in c·λ1·L_MI(z_p; z_p⁺): 2 for Eq. 5's two i ≠ j terms, 1 for ``single_cross_view``."""
+        return CROSS_VIEW_FACTORS[self.loss_weighting]
+
+    @property
     def embedder(self):
         return registry.spec(self.algorithm).embedder
 
@@ -88,3 +135,29 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"model config has unknown keys {unknown}; known keys: {sorted(known)}")
         return cls(**values)
+
+
+def flag_fields():
+    """The :class:`ModelConfig` fields that are pretraining flags, as :class:`FlagField` s."""
+    hints = {"int": int, "float": float, "str": str}
+    out = []
+    for f in dataclasses.fields(ModelConfig):
+        meta = f.metadata
+        if "help" not in meta:
+            continue
+        kind = f.type if isinstance(f.type, type) else hints[str(f.type)]
+        out.append(FlagField(name=meta["flag"] or f.name, field=f.name, type=kind,
+                             default=meta["flag_default"], choices=tuple(meta["choices"] or ()),
+                             help=meta["help"]))
+    return out
+
+
+def from_flag_values(values):
+    """A :class:`ModelConfig` from ``{flag name: value}`` (every :func:`flag_fields` flag).
+
+    A ``kl_weight`` of None means the algorithm's default (:func:`registry.default_kl_weight`).
+    """
+    kwargs = {ff.field: values[ff.name] for ff in flag_fields()}
+    if kwargs["kl_weight"] is None:
+        kwargs["kl_weight"] = registry.default_kl_weight(kwargs["algorithm"])
+    return ModelConfig(**kwargs)

@@ -28,6 +28,19 @@ import tensorflow as tf
 from cv_mim import networks
 
 
+# The step's random streams: one stateless seed per network call, derived from the step seed.
+# Every random draw of a step is a function of (step seed, stream, global example index), so a
+# resumed run and any replica split see the same dropout masks and samples (networks.StatelessDropout).
+STREAMS = ("encoder_anchor", "encoder_positive", "local_anchor", "local_positive",
+           "decoder_self_anchor", "decoder_self_positive", "decoder_cross_anchor",
+           "decoder_cross_positive")
+
+
+def stream_seeds(seed):
+    """``{stream: [2] int64 seed}`` for :data:`STREAMS`, derived from the step seed ``seed``."""
+    return {name: networks.derive_seed(seed, 1000 + i) for i, name in enumerate(STREAMS)}
+
+
 def gather(x):
     """Concatenate a per-replica tensor over all replicas (identity on one replica)."""
     ctx = tf.distribute.get_replica_context()

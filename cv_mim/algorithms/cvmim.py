@@ -12,12 +12,15 @@ class CVMIM(contract.Algorithm):
 
     Encoder E (with the local branch) minimises
 
-        Σ_v L_MI(x_v; z_p,v ⊙ z_v,v) + λ1·L_MI(z_p; z_p⁺) + λ2·Σ_v L_inter(z_p,v; z_v,v)
+        Σ_v L_MI(x_v; z_p,v ⊙ z_v,v) + c·λ1·L_MI(z_p; z_p⁺) + λ2·Σ_v L_inter(z_p,v; z_v,v)
         + λ3·Σ_v L_prior,gen(σ(z_p,v ⊕ z_v,v)),
 
     over the two views v ∈ {anchor, positive} of each 3D pose, where L_MI is the Jensen–Shannon
     estimator of Eq. 6 (the local branch stands in for x, DIM-style), L_inter the CLUB bound of Eq. 7
-    and L_prior,gen the encoder's side of Eq. 10. Q minimises −log q(z_v | z_p) (Eq. 8, maximum
+    and L_prior,gen the encoder's side of Eq. 10. c = 2 by default: Eq. 5 sums the cross-view MI over
+    i ≠ j, which for two views is two terms, equal because the JSD estimator with the identity
+    positives is symmetric in its arguments; ``loss_weighting="single_cross_view"`` sets c = 1
+    (``ModelConfig.cross_view_factor``). Q minimises −log q(z_v | z_p) (Eq. 8, maximum
     likelihood) and D the discriminator loss of Eq. 10 plus the gradient penalty. λ2 = 0 removes Q and
     λ3 = 0 removes D entirely (the "w/o L_inter" / "w/o L_prior" ablations of Table 5).
     """
@@ -32,6 +35,7 @@ class CVMIM(contract.Algorithm):
         self.use_estimator = cfg.disentangle_loss_weight > 0
         self.use_discriminator = cfg.prior_loss_weight > 0
         self.authors_weighting = cfg.loss_weighting == "authors"
+        self.cross_view_factor = cfg.cross_view_factor
         if self.use_estimator:
             self.networks["estimator"] = networks.LikelihoodEstimator(cfg.view_dim,
                                                                       name="estimator")
@@ -47,10 +51,13 @@ class CVMIM(contract.Algorithm):
 
     def compute_losses(self, anchor, positive, seed, training=True):
         cfg = self.config
-        enc_a = self.encoder(anchor, training=training)
-        enc_p = self.encoder(positive, training=training)
-        loc_a = self.local_branch(enc_a["fc0"], training=training)["local"]
-        loc_p = self.local_branch(enc_p["fc0"], training=training)["local"]
+        seeds = contract.stream_seeds(seed)
+        enc_a = self.encoder(anchor, training=training, seed=seeds["encoder_anchor"])
+        enc_p = self.encoder(positive, training=training, seed=seeds["encoder_positive"])
+        loc_a = self.local_branch(enc_a["fc0"], training=training,
+                                  seed=seeds["local_anchor"])["local"]
+        loc_p = self.local_branch(enc_p["fc0"], training=training,
+                                  seed=seeds["local_positive"])["local"]
         pose_a, view_a = contract.gather(enc_a["pose_embedding"]), contract.gather(enc_a["view_embedding"])
         pose_p, view_p = contract.gather(enc_p["pose_embedding"]), contract.gather(enc_p["view_embedding"])
         loc_a, loc_p = contract.gather(loc_a), contract.gather(loc_p)
@@ -60,8 +67,7 @@ class CVMIM(contract.Algorithm):
             losses.fenchel_dual_loss(loc_a, networks.fuse(pose_a, view_a, cfg.fusion), measure)
             + losses.fenchel_dual_loss(loc_p, networks.fuse(pose_p, view_p, cfg.fusion), measure))
         cross_view = losses.fenchel_dual_loss(pose_a, pose_p, measure)
-        view_factor = 2.0 if self.authors_weighting else 1.0
-        view_loss = cfg.view_loss_weight * view_factor * cross_view
+        view_loss = cfg.view_loss_weight * self.cross_view_factor * cross_view
 
         enc_terms = {
             "representation_loss": representation_loss,

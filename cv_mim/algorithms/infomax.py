@@ -50,8 +50,8 @@ class CrossViewInfoMax(contract.Algorithm):
 
     L_MI is :func:`~cv_mim.losses.fenchel_dual_loss` with ``config.mi_measure`` (default ``"jsd"``,
     Eq. 6) for ``dim`` and :func:`~cv_mim.losses.info_nce_loss` with temperature
-    ``config.infonce_temperature`` for ``infonce`` (rows = local features, candidates = the global
-    features of the whole global batch). Positives are the diagonal (the same 3D pose), every other
+    ``config.infonce_temperature`` for ``infonce`` (the authors' form: each global feature's own local
+    feature against the local features of the whole global batch). Positives are the diagonal (the same 3D pose), every other
     item of the global batch is a negative.
 
     Metrics: ``cross_view_mi`` (−L_MI of the JSD/``mi_measure`` estimator between the two views' pose
@@ -85,23 +85,25 @@ class CrossViewInfoMax(contract.Algorithm):
         return losses.fenchel_dual_loss(local, global_, cfg.mi_measure)
 
     def compute_losses(self, anchor, positive, seed, training=True):
-        """Eq. 2 for both views; ``seed`` is unused.
+        """Eq. 2 for both views.
 
         Args:
           anchor, positive: [b, J, 2] normalised 2D poses of this replica (row i of both is the same
             3D pose seen from two cameras).
-          seed: [2] int step seed (unused).
+          seed: [2] int step seed (the dropout masks, :func:`contract.stream_seeds`).
           training: training mode for BatchNorm and dropout.
         Returns:
           ``{"encoder": {"total_loss", "representation_loss", "cross_representation_loss"},
           "metrics": {"cross_view_mi", "pose_view_correlation"}}`` (global-batch values).
         """
-        del seed
         cfg = self.config
-        enc_a = self.encoder(anchor, training=training)
-        enc_p = self.encoder(positive, training=training)
-        loc_a = self.local_branch(enc_a["fc0"], training=training)["local"]
-        loc_p = self.local_branch(enc_p["fc0"], training=training)["local"]
+        seeds = contract.stream_seeds(seed)
+        enc_a = self.encoder(anchor, training=training, seed=seeds["encoder_anchor"])
+        enc_p = self.encoder(positive, training=training, seed=seeds["encoder_positive"])
+        loc_a = self.local_branch(enc_a["fc0"], training=training,
+                                  seed=seeds["local_anchor"])["local"]
+        loc_p = self.local_branch(enc_p["fc0"], training=training,
+                                  seed=seeds["local_positive"])["local"]
         gather = contract.gather
         pose_a, view_a = gather(enc_a["pose_embedding"]), gather(enc_a["view_embedding"])
         pose_p, view_p = gather(enc_p["pose_embedding"]), gather(enc_p["view_embedding"])

@@ -78,37 +78,41 @@ class CrossReconstruction(contract.Algorithm):
         self.optimizer_groups["encoder"] = ["encoder", "decoder"]
 
     def compute_losses(self, anchor, positive, seed, training=True):
-        """Eq. 12 for both views (+ the KL of the Gaussian embedder); ``seed`` is unused.
+        """Eq. 12 for both views (+ the KL of the Gaussian embedder).
 
         Args:
           anchor, positive: [b, J, 2] normalised 2D poses of this replica (two views of the same 3D
             poses; row i of both is the same pose).
-          seed: [2] int step seed (unused: the only randomness, the VAE sample, is drawn by E).
+          seed: [2] int step seed: the dropout masks and the VAE sample
+            (:func:`contract.stream_seeds`).
           training: training mode for BatchNorm, dropout and the Gaussian sample.
         Returns:
           The nested dict of losses and metrics described in the class docstring (global-batch
           values).
         """
-        del seed
         cfg = self.config
+        seeds = contract.stream_seeds(seed)
         anchor = tf.convert_to_tensor(anchor, tf.float32)
         positive = tf.convert_to_tensor(positive, tf.float32)
-        enc_a = self.encoder(anchor, training=training)
-        enc_p = self.encoder(positive, training=training)
+        enc_a = self.encoder(anchor, training=training, seed=seeds["encoder_anchor"])
+        enc_p = self.encoder(positive, training=training, seed=seeds["encoder_positive"])
         pose_a, view_a = enc_a["pose_embedding"], enc_a["view_embedding"]
         pose_p, view_p = enc_p["pose_embedding"], enc_p["view_embedding"]
 
-        def decode(pose, view):
+        def decode(pose, view, stream):
             # The four decodings are separate calls, as the authors do, so each call's BatchNorm batch
             # statistics come from one kind of (pose, view) pairing. The decoder runs on this replica's share (its
             # synchronised BatchNorm makes the statistics global); the reconstructions are then
             # gathered so that the loss is the global-batch mean on every replica.
-            return contract.gather(self.decoder((pose, view), training=training)["keypoints"])
+            return contract.gather(self.decoder((pose, view), training=training,
+                                                seed=seeds[stream])["keypoints"])
 
-        self_a, self_p = decode(pose_a, view_a), decode(pose_p, view_p)
+        self_a = decode(pose_a, view_a, "decoder_self_anchor")
+        self_p = decode(pose_p, view_p, "decoder_self_positive")
         # Cross reconstruction (the second term of Eq. 12): the pose of the OTHER view with this view's
         # view embedding must still reproduce this view's input.
-        cross_a, cross_p = decode(pose_p, view_a), decode(pose_a, view_p)
+        cross_a = decode(pose_p, view_a, "decoder_cross_anchor")
+        cross_p = decode(pose_a, view_p, "decoder_cross_positive")
         x_a, x_p = contract.gather(anchor), contract.gather(positive)
 
         reconstruction = (losses.reconstruction_loss(self_a, x_a)

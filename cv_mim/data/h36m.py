@@ -23,6 +23,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from cv_mim.data import safe_pickle
 from cv_mim.keypoints import cameras as cameras_mod
 from cv_mim.keypoints import profiles
 
@@ -47,23 +48,22 @@ _LAYOUTS_2D = {"h36m": "h36m17", "coco": "coco17"}
 
 
 def _load_pickled_dict(path, key: str, *, required: bool = True):
-    """Returns ``np.load(path)[key].item()`` with errors naming the file."""
+    """Returns the dict stored as ``path``'s 0-d object array ``key``, with errors naming the file.
+
+    Read through :func:`cv_mim.data.safe_pickle.load_npz`: the pickle may only hold numpy arrays and
+    plain Python data, so a crafted file is refused before any of it runs."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Pose file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=True) as data:
-            files = list(data.files)
-            if key not in files:
-                if not required:
-                    return None
-                raise KeyError(key)
-            value = data[key]
-    except KeyError:
-        raise ValueError(f"{path}: no {key!r} entry (it has {files}); not a VideoPose3D "
-                         f"{'3D' if key == 'positions_3d' else '2D'} pose file") from None
-    except Exception as error:  # zipfile.BadZipFile, pickle errors, EOFError, OSError, ...
-        raise ValueError(f"{path}: not a readable .npz file ({type(error).__name__}: {error})") from None
+    data = safe_pickle.load_npz(path, keys=[key])
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a .npy array, not a .npz file with a {key!r} entry")
+    if key not in data:
+        if not required:
+            return None
+        raise ValueError(f"{path}: no {key!r} entry; not a VideoPose3D "
+                         f"{'3D' if key == 'positions_3d' else '2D'} pose file")
+    value = data[key]
     if isinstance(value, np.ndarray) and value.dtype == object and value.shape == ():
         value = value.item()
     if not isinstance(value, Mapping):
@@ -93,16 +93,26 @@ def _as_pose_array(value, path, where, joints, dims):
     return array
 
 
-def _validate_positions_3d(positions, path):
+def _validate_positions_3d(positions, path, skipped=None):
+    """Checked copy of ``positions_3d``; with a ``skipped`` list, malformed sequences are dropped and
+    recorded there as (``"subject/action"``, reason) instead of raising."""
     _check_nested(positions, path, "positions_3d")
-    return {
-        str(subject): {
-            str(action): _as_pose_array(array, path, f"subject {subject!r} action {action!r}",
-                                        NUM_JOINTS_3D, 3)
-            for action, array in actions.items()
-        }
-        for subject, actions in positions.items()
-    }
+    out = {}
+    for subject, actions in positions.items():
+        kept = {}
+        for action, array in actions.items():
+            try:
+                kept[str(action)] = _as_pose_array(
+                    array, path, f"subject {subject!r} action {action!r}", NUM_JOINTS_3D, 3)
+            except ValueError as error:
+                if skipped is None:
+                    raise
+                skipped.append((f"{subject}/{action}", str(error)))
+        if kept:
+            out[str(subject)] = kept
+    if not out:
+        raise ValueError(f"{path}: every sequence of positions_3d is malformed (see the log)")
+    return out
 
 
 def _camera_name(index, camera_ids):
@@ -161,7 +171,8 @@ def _object_array(value):
 # Public loaders / savers.
 
 
-def load_positions_3d(path, unit: str = "auto") -> dict[str, dict[str, np.ndarray]]:
+def load_positions_3d(path, unit: str = "auto", *,
+                      skipped: list | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Reads a VideoPose3D 3D file.
 
     Args:
@@ -169,6 +180,8 @@ def load_positions_3d(path, unit: str = "auto") -> dict[str, dict[str, np.ndarra
       unit: unit of the stored coordinates: 'm', 'mm', or 'auto' = metres when the median absolute
         coordinate (over all subjects/actions, strided subsample of at most 2e6 values) is < 20, else
         millimetres (VideoPose3D writes metres; the raw Human3.6M / 3d-pose-baseline files are mm).
+      skipped: if a list, malformed sequences are skipped and appended to it as
+        (``"subject/action"``, reason) instead of raising.
 
     Returns:
       {subject: {action: (T, 32, 3) float32}} world coordinates (z up) in metres.
@@ -181,7 +194,7 @@ def load_positions_3d(path, unit: str = "auto") -> dict[str, dict[str, np.ndarra
     if unit not in ("auto", "m", "mm"):
         raise ValueError(f"unit must be 'auto', 'm' or 'mm', got {unit!r}")
     path = os.fspath(path)
-    positions = _validate_positions_3d(_load_pickled_dict(path, "positions_3d"), path)
+    positions = _validate_positions_3d(_load_pickled_dict(path, "positions_3d"), path, skipped)
     if unit == "auto":
         unit = _infer_unit(positions, path)
     factor = 1.0 if unit == "m" else 1e-3
@@ -301,6 +314,38 @@ def _order_cameras_2d(metadata, camera_order, path):
     return [ids.index(c) for c in camera_order]
 
 
+def _sequence_2d(positions_2d, subject, action, frames_3d, camera_order, permutation, trim_longer_2d,
+                 *, paths):
+    """The checked per-camera 2D arrays of one (subject, action), in ``camera_order``."""
+    data_2d_path, data_3d_path, cameras_path = paths
+    actions_2d = {str(a): v for a, v in positions_2d[subject].items()}
+    if action not in actions_2d:
+        raise ValueError(f"{data_2d_path}: subject {subject!r} has no 2D poses for action "
+                         f"{action!r} (present in {data_3d_path})")
+    raw_cams = actions_2d[action]
+    count = len(raw_cams) if isinstance(raw_cams, (list, tuple, np.ndarray)) else None
+    if count != len(camera_order):
+        raise ValueError(
+            f"{data_2d_path}: subject {subject!r} action {action!r} has {count} camera "
+            f"arrays but the camera file {cameras_path} has {len(camera_order)} "
+            f"cameras {camera_order}")
+    if permutation is not None:
+        raw_cams = [raw_cams[i] for i in permutation]
+    cams_2d = _validate_camera_list(raw_cams, data_2d_path, subject, action, camera_order)
+    for index, cam in enumerate(cams_2d):
+        frames_2d = cam.shape[0]
+        if frames_2d == frames_3d:
+            continue
+        if trim_longer_2d and frames_2d > frames_3d:
+            cams_2d[index] = cam[:frames_3d]
+            continue
+        raise ValueError(
+            f"Frame-count mismatch for subject {subject!r} action {action!r} "
+            f"{_camera_name(index, camera_order)}: {frames_2d} 2D frames in "
+            f"{data_2d_path} vs {frames_3d} 3D frames in {data_3d_path}")
+    return cams_2d
+
+
 def resolve_paths(data_dir=None, data_3d=None, data_2d=None, cameras=None, use_2d_file=True):
     """(data_3d, data_2d or None, cameras) paths of the layout: explicit paths win over ``data_dir``.
 
@@ -327,7 +372,7 @@ def resolve_paths(data_dir=None, data_3d=None, data_2d=None, cameras=None, use_2
 def load_multiview(data_3d_path, cameras_path, data_2d_path=None,
                    subjects: Sequence[str] | str | None = DEFAULT_SUBJECTS, unit: str = "auto",
                    distort: bool = True, *, frame_stride: int = 1,
-                   trim_longer_2d: bool = False) -> MultiViewPoses:
+                   trim_longer_2d: bool = False, skipped: list | None = None) -> MultiViewPoses:
     """Loads synchronised multi-view 2D poses with their 3D for some subjects.
 
     Args:
@@ -342,6 +387,9 @@ def load_multiview(data_3d_path, cameras_path, data_2d_path=None,
       frame_stride: keep every `frame_stride`-th frame (1 = all; 5 turns 50 Hz into 10 Hz).
       trim_longer_2d: cut 2D sequences that are longer than the 3D one to its length (VideoPose3D
         does so for some detection files); default False = such a mismatch is an error.
+      skipped: if a list, malformed (subject, action) sequences — bad shapes or values, an action
+        missing from the 2D file, a camera-count or frame-count mismatch — are left out and appended
+        to it as (``"subject/action"``, reason) instead of raising (``--skip_malformed``).
 
     Returns:
       `MultiViewPoses` (2D in the canonical 13-joint order, 3D in metres, VideoPose3D 17 joints).
@@ -356,7 +404,7 @@ def load_multiview(data_3d_path, cameras_path, data_2d_path=None,
     if int(frame_stride) != frame_stride or frame_stride < 1:
         raise ValueError(f"frame_stride must be a positive integer, got {frame_stride!r}")
     data_3d_path = os.fspath(data_3d_path)
-    positions_3d = load_positions_3d(data_3d_path, unit=unit)
+    positions_3d = load_positions_3d(data_3d_path, unit=unit, skipped=skipped)
     rig = cameras_mod.load_h36m_cameras(cameras_path)
     camera_order = rig.camera_order
     if subjects is None:
@@ -370,7 +418,9 @@ def load_multiview(data_3d_path, cameras_path, data_2d_path=None,
         if subject not in positions_3d:
             raise ValueError(f"Unknown subject {subject!r}: not in {data_3d_path}; available "
                              f"subjects: {sorted(positions_3d)}")
-        rig.cameras(subject)  # ValueError naming the subject when the camera file lacks it
+        if subject not in rig.subjects:
+            raise ValueError(f"{os.fspath(cameras_path)}: no cameras for subject {subject!r}; "
+                             f"available subjects: {rig.subjects}")
 
     positions_2d = layout = permutation = None
     if data_2d_path is not None:
@@ -389,38 +439,24 @@ def load_multiview(data_3d_path, cameras_path, data_2d_path=None,
     # First pass: validate everything and count frames, so the outputs are allocated once.
     plan = []  # (subject, action, pose_3d (T, 32, 3), per-camera 2D list or None)
     for subject in subjects:
+        if subject not in positions_3d:  # every sequence of it was malformed and skipped
+            continue
+        if positions_2d is not None and subject not in positions_2d:
+            raise ValueError(f"{data_2d_path}: no 2D poses for subject {subject!r}; available "
+                             f"subjects: {sorted(map(str, positions_2d))}")
         for action, pose_3d in positions_3d[subject].items():
-            cams_2d = None
-            if positions_2d is not None:
-                if subject not in positions_2d:
-                    raise ValueError(f"{data_2d_path}: no 2D poses for subject {subject!r}; available "
-                                     f"subjects: {sorted(map(str, positions_2d))}")
-                actions_2d = {str(a): v for a, v in positions_2d[subject].items()}
-                if action not in actions_2d:
-                    raise ValueError(f"{data_2d_path}: subject {subject!r} has no 2D poses for action "
-                                     f"{action!r} (present in {data_3d_path})")
-                raw_cams = actions_2d[action]
-                count = len(raw_cams) if isinstance(raw_cams, (list, tuple, np.ndarray)) else None
-                if count != len(camera_order):
-                    raise ValueError(
-                        f"{data_2d_path}: subject {subject!r} action {action!r} has {count} camera "
-                        f"arrays but the camera file {os.fspath(cameras_path)} has {len(camera_order)} "
-                        f"cameras {camera_order}")
-                if permutation is not None:
-                    raw_cams = [raw_cams[i] for i in permutation]
-                cams_2d = _validate_camera_list(raw_cams, data_2d_path, subject, action, camera_order)
-                for index, cam in enumerate(cams_2d):
-                    frames_2d, frames_3d = cam.shape[0], pose_3d.shape[0]
-                    if frames_2d == frames_3d:
-                        continue
-                    if trim_longer_2d and frames_2d > frames_3d:
-                        cams_2d[index] = cam[:frames_3d]
-                        continue
-                    raise ValueError(
-                        f"Frame-count mismatch for subject {subject!r} action {action!r} "
-                        f"{_camera_name(index, camera_order)}: {frames_2d} 2D frames in "
-                        f"{data_2d_path} vs {frames_3d} 3D frames in {data_3d_path}")
+            try:
+                cams_2d = None if positions_2d is None else _sequence_2d(
+                    positions_2d, subject, action, pose_3d.shape[0], camera_order, permutation,
+                    trim_longer_2d, paths=(data_2d_path, data_3d_path, os.fspath(cameras_path)))
+            except ValueError as error:
+                if skipped is None:
+                    raise
+                skipped.append((f"{subject}/{action}", str(error)))
+                continue
             plan.append((subject, action, pose_3d, cams_2d))
+    if not plan:
+        raise ValueError(f"{data_3d_path}: no well-formed sequence of subjects {subjects} to load")
 
     total = sum(len(range(0, p[2].shape[0], frame_stride)) for p in plan)
     num_cameras = len(camera_order)

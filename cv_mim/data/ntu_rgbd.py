@@ -28,7 +28,13 @@ Protocol choices (paper §4.1, App. B.2), all arguments of :func:`load_ntu_rgbd`
   camera-space position over its tracked frames (the "most active body" rule of the NTU / ST-GCN-family
   preprocessing). Ties go to the longer track, then the body that appears first.
 * 2D input: the main actor's colour-image pixels (colorX, colorY) mapped to the canonical 13 joints
-  (``convert_keypoints(..., 'ntu25', scores=trackingState)``, so inferred joints count as present).
+  (``convert_keypoints(..., 'ntu25', scores=trackingState)``, so inferred joints count as present),
+  UN-MIRRORED: Kinect's colour coordinates form a mirror image (on all six real sample files, in the
+  frames where the body faces the sensor — toes nearer the camera than the ankles — the person's left
+  shoulder has the smaller colorX in 100% of frames, where a camera image such as Human3.6M's puts it
+  on the right), so x is replaced by ``COLOR_WIDTH - colorX`` (:func:`unmirror_color`). The encoder is
+  pretrained on unmirrored views and augmentation never mirrors, so feeding mirrored people would
+  swap left and right for every NTU row.
   The sequence spans the main actor's first to last tracked frame; frames inside that span where the
   actor is not tracked are all-missing (mask 0, coordinates 0). Non-finite colour coordinates are
   treated as missing joints.
@@ -185,8 +191,18 @@ def select_main_actor(skeleton: ntu_skeleton.NtuSkeleton, min_track_frames: int 
     return best
 
 
+COLOR_WIDTH = 1920  # Kinect v2 colour image width in pixels
+
+
+def unmirror_color(color):
+    """Kinect colour pixels (mirror image) → camera-image pixels: x ↦ COLOR_WIDTH − x, y unchanged."""
+    color = np.array(color, np.float64, copy=True)
+    color[..., 0] = COLOR_WIDTH - color[..., 0]
+    return color
+
+
 def main_actor_keypoints_2d(skeleton: ntu_skeleton.NtuSkeleton, min_track_frames: int = DEFAULT_MIN_TRACK_FRAMES):
-    """The main actor's colour-pixel 2D pose in the canonical 13 joints.
+    """The main actor's colour-pixel 2D pose in the canonical 13 joints, un-mirrored (:func:`unmirror_color`).
 
     Returns:
       (keypoints (T, 13, 2) float32 pixels, mask (T, 13) float32, body_id): T spans the actor's first to
@@ -203,7 +219,7 @@ def main_actor_keypoints_2d(skeleton: ntu_skeleton.NtuSkeleton, min_track_frames
     color = np.zeros((t, ntu_skeleton.NUM_NTU_JOINTS, 2), np.float64)
     scores = np.zeros((t, ntu_skeleton.NUM_NTU_JOINTS), np.float64)
     rel = track.frame_indices - first
-    color[rel] = track.joints[:, :, ntu_skeleton.COL_COLOR]
+    color[rel] = unmirror_color(track.joints[:, :, ntu_skeleton.COL_COLOR])
     scores[rel] = track.joints[:, :, ntu_skeleton.COL_TRACKING]
     finite = np.isfinite(color).all(-1)
     scores = np.where(finite, scores, 0.0)

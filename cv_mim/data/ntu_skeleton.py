@@ -1,4 +1,7 @@
-"""cv_mim.data.ntu_skeleton (split from cv_mim.data.ntu_rgbd)."""
+"""The NTU RGB+D ``.skeleton`` text format: reader, writer and its field layout (numpy only).
+
+The dataset logic (file names, main actor, splits, views) is :mod:`cv_mim.data.ntu_rgbd`.
+"""
 
 from __future__ import annotations
 

@@ -60,6 +60,9 @@ PENN_JOINT_ORDER = profiles.PENN13_JOINT_NAMES
 NUM_PENN_JOINTS = 13
 # View names in the label files' ``pose`` field; view labels are indices into this tuple.
 PENN_VIEWS = ("front", "back", "left", "right")
+# The paper's Table 1 column order (train view), used by every table and report.
+TABLE_VIEW_ORDER = ("left", "right", "front", "back")
+assert sorted(TABLE_VIEW_ORDER) == sorted(PENN_VIEWS)
 # Keys the reader requires (``bbox`` is optional: it is metadata and may be short or absent).
 REQUIRED_KEYS = ("x", "y", "visibility", "action", "pose", "train", "nframes", "dimensions")
 DEFAULT_NUM_FRAMES = 332

@@ -1,12 +1,21 @@
-"""cv_mim.data.registry (split from cv_mim.embed_lib)."""
+"""The loader registry: ``--dataset`` name -> labelled clips of 2D keypoints (numpy only).
+
+:data:`DATASETS` is the one list of readers every binary offers; :func:`load_clips` returns a
+:class:`ClipSet` in the canonical 13-joint layout with a joint mask, clip boundaries and metadata.
+"""
 
 import dataclasses
+import logging
 import os
 
 import numpy as np
 
 from cv_mim.data import ntu_rgbd
+from cv_mim.data import safe_pickle
+from cv_mim.keypoints import checks
 from cv_mim.keypoints import profiles
+
+log = logging.getLogger("cv_mim.data")
 
 DATASETS = ("penn_action", "ntu_rgbd", "h36m", "npy")
 
@@ -85,7 +94,11 @@ def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=
     if dataset == "h36m":
         from cv_mim.data import h36m  # pylint: disable=import-outside-toplevel
         path_3d, path_2d, path_cameras = h36m.resolve_paths(data_dir=path)
-        poses = h36m.load_multiview(path_3d, path_cameras, path_2d, subjects=subjects)
+        skipped = [] if skip_malformed else None
+        poses = h36m.load_multiview(path_3d, path_cameras, path_2d, subjects=subjects,
+                                    skipped=skipped)
+        for name, reason in skipped or ():
+            log.warning("skipped malformed Human3.6M sequence %s: %s", name, reason)
         kps, masks, ids, actions, views, subj = [], [], [], [], [], []
         keys = list(zip(poses.subjects.tolist(), poses.actions.tolist()))
         for key in dict.fromkeys(keys):
@@ -105,12 +118,13 @@ def load_clips(dataset, path, *, skip_malformed=False, skip_list=None, subjects=
             labels=np.array([class_names.index(a) for a in actions], np.int64),
             class_names=class_names, views=np.array(views), split=blank(n),
             subjects=np.array(subj), setups=empty_ints(n), cameras=empty_ints(n),
-            performers=empty_ints(n), replications=empty_ints(n), info={})
+            performers=empty_ints(n), replications=empty_ints(n),
+            info={"num_skipped": len(skipped or ()), "skipped": skipped or []})
     # npy: [N, 13, 2] (one clip) or [C, T, 13, 2] (C clips); NaN marks missing joints.
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except Exception as err:  # pylint: disable=broad-except
-        raise ValueError(f"{path}: not a readable .npy array ({err})") from None
+    arr = safe_pickle.load_npz(path)
+    if not isinstance(arr, np.ndarray):
+        raise ValueError(f"{path}: a .npz archive, not a .npy keypoint array")
+    arr = checks.as_keypoints(arr, path)
     if arr.ndim not in (3, 4) or arr.shape[-2:] != (profiles.NUM_JOINTS, 2):
         raise ValueError(f"{path}: a keypoint .npy must have shape [N, 13, 2] or [C, T, 13, 2] "
                          f"(canonical joints, pixels), got {arr.shape}")

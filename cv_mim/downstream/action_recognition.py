@@ -20,14 +20,15 @@ left view right-like — a view augmentation in itself), ``swap`` mirrors x and 
 (the view is kept, the person mirrored). The paper does not say which it used.
 """
 
-import csv
 import logging
 import os
 
 import numpy as np
 
+from cv_mim import plotting
 from cv_mim import records
 from cv_mim.data import ntu_rgbd
+from cv_mim.data import penn_action
 from cv_mim.downstream import trainer
 from cv_mim.serving import embedding_file
 
@@ -46,11 +47,9 @@ FLIP_MODES = ("none", "keep", "swap")
 BENCHMARKS = ("cross_subject", "cross_view")
 
 
-PENN_VIEWS = ("left", "right", "front", "back")  # Table 1 column order
+PENN_VIEWS = penn_action.TABLE_VIEW_ORDER
 
 
-_FEATURE_KEYS = {"embedding": "pose_embedding", "view_embedding": "view_embedding",
-                 "raw": "normalized_keypoints"}
 
 
 DEFAULTS = {
@@ -108,44 +107,13 @@ def splits(emb, setting, *, train_view=None, benchmark="cross_subject"):
 
 
 def _features(emb, features, flip=None):
-    return emb.clip_features(_FEATURE_KEYS[features], flip=flip)
+    return emb.clip_features(embedding_file.FEATURE_KEYS[features], flip=flip)
 
 
 def class_coverage(labels, train_idx):
     """Sorted ids of the classes that have at least one training clip."""
     return sorted(set(int(c) for c in labels[train_idx]))
 
-
-def _write_confusion(path_base, confusion, class_names):
-    with open(path_base + ".csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["true\\predicted"] + list(class_names))
-        for name, row in zip(class_names, confusion):
-            writer.writerow([name] + [int(x) for x in row])
-    try:
-        import matplotlib  # pylint: disable=import-outside-toplevel
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-    except ImportError:  # pragma: no cover
-        return
-    k = len(class_names)
-    fig, ax = plt.subplots(figsize=(0.45 * k + 2.5, 0.45 * k + 2))
-    norm = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k))
-    ax.set_yticks(range(k))
-    ax.set_xticklabels(class_names, rotation=90, fontsize=7)
-    ax.set_yticklabels(class_names, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(k):
-        for j in range(k):
-            if confusion[i, j]:
-                ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=6,
-                        color="white" if norm[i, j] > 0.5 else "black")
-    fig.tight_layout()
-    fig.savefig(path_base + ".png", dpi=110)
-    plt.close(fig)
 
 
 def run(*, embeddings, output_dir, setting="single_shot", features="embedding", train_view=None,
@@ -173,6 +141,9 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
       The results dict (also written to ``output_dir/results.json``).
     """
 
+    trainer.check_optimisation(steps=steps, batch_size=batch_size,
+                               learning_rate=1.0 if learning_rate is None else learning_rate,
+                               seeds=seeds)
     if setting not in SETTINGS:
         raise ValueError(f"setting must be one of {SETTINGS}, got {setting!r}")
     if features not in FEATURE_CHOICES:
@@ -188,7 +159,7 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
         raise ValueError("flip augmentation is a Penn Action protocol (NTU: no augmentation, App. B.2)")
     defaults = DEFAULTS[dataset]
     classifier = classifier or defaults["classifier"]
-    learning_rate = learning_rate or defaults["learning_rate"]
+    learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
     if method is None:
         method = "raw 2D" if features == "raw" else emb.metadata.get("export", {}).get(
             "algorithm", "embedding")
@@ -246,7 +217,7 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
         top5 = [r["top5"] for r in runs if r["top5"] is not None]
         conf = np.sum([np.asarray(r["confusion"]) for r in runs], axis=0)
         base = os.path.join(output_dir, f"confusion_{view}")
-        _write_confusion(base, conf, class_names)
+        plotting.write_confusion(base, conf, class_names, title=f"{method}, trained on {view}")
         results["train_views"][view] = {
             "num_train_clips": int(len(train_idx)), "num_test_clips": int(len(test_idx)),
             "classes_seen": [class_names[c] for c in seen], "classes_missing": missing,
@@ -313,6 +284,7 @@ def markdown_table(results):
             lines.append("Class coverage: " + "; ".join(
                 f"{v} lacks {', '.join(m)} (best reachable top-1 "
                 f"{100 * views[v]['best_reachable_top1']:.1f}%)" for v, m in missing.items()))
+        lines += ["", f"Top-1 (%): {trainer.spread_note(len(results['seeds']))}."]
         return "\n".join(lines)
     r = views["all"]
     label = "Accuracy" if results["setting"] == "full" else f"{100 * results['fraction']:g}% of training clips"
@@ -321,4 +293,5 @@ def markdown_table(results):
     cell = _pct(r["top1_mean"], r["top1_std"])
     if ntu and r["top5_mean"] is not None:
         cell += f" / top-5 {_pct(r['top5_mean'], r['top5_std'])}"
-    return "\n".join([f"| Method | {label} |", "|---|---|", f"| {method} | {cell} |"])
+    return "\n".join([f"| Method | {label} |", "|---|---|", f"| {method} | {cell} |", "",
+                      f"Top-1 (%): {trainer.spread_note(len(results['seeds']))}."])

@@ -12,14 +12,15 @@ embedding, or the 26 normalised 2D keypoint coordinates) to LOGITS ``[B, num_cla
   modified as in the table: a Conv1D(64, k7) → BN → ReLU stem and three :class:`ResidualBlock1D`
   (64, stride 2), (128, stride 2), (256, stride 1); GAP; Dense. Lengths for T = 300: 300, 150, 75, 75.
 * ``"res_tcn"`` — :class:`ResTCN`, the Res-TCN baseline of Kim & Reiter [20] as the authors configure
-  it (fact sheet §7.1): Conv1D(64, k8) stem with an L1(1e-4) kernel regulariser, nine pre-activation
-  units (:class:`PreActivationUnit`), final BN → ReLU → GAP → Dense.
+  it (fact sheet §7.1): Conv1D(64, k8) stem, nine pre-activation units (:class:`PreActivationUnit`),
+  final BN → ReLU → GAP → Dense; an L1(1e-4) regulariser on EVERY conv kernel (stem, units, 1×1
+  shortcuts).
 
 Common conventions (fact sheet §7.1): every Conv1D uses 'same' padding, so a stride-2 layer maps T to
-ceil(T / 2); the convolutions of the Table 6/7 models initialise kernel AND bias with ``he_normal`` (the
-authors' choice, kept although BN follows); Res-TCN's unit convolutions keep the Keras defaults
-(glorot-uniform kernel, zero bias), its stem a ``he_normal`` kernel. BatchNorm and Dropout run in
-inference mode unless the model is called with ``training=True``.
+ceil(T / 2); the convolutions and the final Dense of the Table 6/7 models initialise kernel AND bias
+with ``he_normal`` (the authors' choice, kept although BN follows); every Res-TCN convolution (stem,
+units, shortcuts) and its final Dense have a ``he_normal`` kernel and the default zero bias. BatchNorm
+and Dropout run in inference mode unless the model is called with ``training=True``.
 
 Every model has explicit constructor arguments, a :meth:`get_config` that round-trips through
 ``from_config``, and ``stage_outputs(x)`` which returns the per-stage activations (to check the Table 6/7
@@ -29,6 +30,8 @@ lengths or to extract features).
 from typing import Dict, List, Sequence, Tuple
 
 import tensorflow as tf
+
+from cv_mim import checks
 
 keras = tf.keras
 
@@ -51,14 +54,6 @@ RES_TCN_UNITS = (
 )
 
 
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not hasattr(value, "__index__"):
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-    value = int(value)
-    if value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value}")
-    return value
-
 
 def _check_rate(value, name: str) -> float:
     try:
@@ -77,7 +72,7 @@ def _check_int_tuple(values, name: str) -> Tuple[int, ...]:
         raise ValueError(f"`{name}` must be a sequence of positive integers, got {values!r}") from None
     if not values:
         raise ValueError(f"`{name}` must not be empty")
-    return tuple(_check_positive_int(v, f"{name}[{i}]") for i, v in enumerate(values))
+    return tuple(checks.positive_int(v, f"{name}[{i}]") for i, v in enumerate(values))
 
 
 def _check_sequence_input(inputs, model_name: str):
@@ -90,15 +85,19 @@ def _check_sequence_input(inputs, model_name: str):
         raise ValueError(f"{model_name} needs at least one frame, got shape {tuple(shape)}")
 
 
-def _conv(filters, kernel_size, strides, name, he_normal=True, kernel_regularizer=None):
-    if he_normal:
-        # The authors initialise kernel and bias with he_normal (fact sheet §7.1).
-        return keras.layers.Conv1D(
-            filters, kernel_size, strides=strides, padding="same", kernel_initializer="he_normal",
-            bias_initializer="he_normal", kernel_regularizer=kernel_regularizer, name=name)
+def _conv(filters, kernel_size, strides, name, he_normal_bias=True, kernel_regularizer=None):
+    # The authors use a he_normal kernel everywhere; CONVNET/RESNET also a he_normal bias, RESTCN the
+    # default zero bias (fact sheet §7.1).
     return keras.layers.Conv1D(
-        filters, kernel_size, strides=strides, padding="same", kernel_regularizer=kernel_regularizer,
-        name=name)
+        filters, kernel_size, strides=strides, padding="same", kernel_initializer="he_normal",
+        bias_initializer="he_normal" if he_normal_bias else "zeros",
+        kernel_regularizer=kernel_regularizer, name=name)
+
+
+def _final_dense(num_classes, he_normal_bias=True):
+    return keras.layers.Dense(num_classes, kernel_initializer="he_normal",
+                              bias_initializer="he_normal" if he_normal_bias else "zeros",
+                              name="logits")
 
 
 def _logits(dense, pooled):
@@ -125,8 +124,8 @@ class ResidualBlock1D(keras.layers.Layer):
 
     def __init__(self, filters=64, strides=1, dropout_rate=0.5, kernel_sizes=(7, 5, 3), **kwargs):
         super().__init__(**kwargs)
-        self.filters = _check_positive_int(filters, "filters")
-        self.strides = _check_positive_int(strides, "strides")
+        self.filters = checks.positive_int(filters, "filters")
+        self.strides = checks.positive_int(strides, "strides")
         self.dropout_rate = _check_rate(dropout_rate, "dropout_rate")
         self.kernel_sizes = _check_int_tuple(kernel_sizes, "kernel_sizes")
         if len(self.kernel_sizes) != 3:
@@ -170,8 +169,8 @@ class PreActivationUnit(keras.layers.Layer):
         kernel_size: temporal kernel of the main convolution (Res-TCN: 8).
         strides: temporal stride of the main convolution and of the shortcut.
         dropout_rate: drop rate between ReLU and the convolution.
-        kernel_regularizer: optional regulariser of the convolution kernels (None as in the authors'
-            configuration, where only the stem is L1-regularised).
+        kernel_regularizer: optional regulariser of both convolution kernels (main and shortcut);
+            :class:`ResTCN` passes the authors' L1(1e-4).
 
     Input ``[B, T, C_in]`` → output ``[B, ceil(T / strides), filters]``.
     """
@@ -179,20 +178,20 @@ class PreActivationUnit(keras.layers.Layer):
     def __init__(self, filters=64, kernel_size=8, strides=1, dropout_rate=0.5, kernel_regularizer=None,
                  **kwargs):
         super().__init__(**kwargs)
-        self.filters = _check_positive_int(filters, "filters")
-        self.kernel_size = _check_positive_int(kernel_size, "kernel_size")
-        self.strides = _check_positive_int(strides, "strides")
+        self.filters = checks.positive_int(filters, "filters")
+        self.kernel_size = checks.positive_int(kernel_size, "kernel_size")
+        self.strides = checks.positive_int(strides, "strides")
         self.dropout_rate = _check_rate(dropout_rate, "dropout_rate")
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bn = keras.layers.BatchNormalization(name="bn")
         self.dropout = keras.layers.Dropout(self.dropout_rate, name="dropout")
-        self.conv = _conv(self.filters, self.kernel_size, self.strides, "conv", he_normal=False,
+        self.conv = _conv(self.filters, self.kernel_size, self.strides, "conv", he_normal_bias=False,
                           kernel_regularizer=self.kernel_regularizer)
         self.shortcut_conv = None
 
     def build(self, input_shape):
         if input_shape[-1] != self.filters or self.strides != 1:
-            self.shortcut_conv = _conv(self.filters, 1, self.strides, "shortcut_conv", he_normal=False,
+            self.shortcut_conv = _conv(self.filters, 1, self.strides, "shortcut_conv", he_normal_bias=False,
                                        kernel_regularizer=self.kernel_regularizer)
 
     def call(self, x, training=False):
@@ -248,10 +247,10 @@ class TemporalConvNet(_SequenceClassifier):
     def __init__(self, num_classes, filters=(64, 128, 256), kernel_size=7, strides=2, dropout_rate=0.5,
                  **kwargs):
         super().__init__(**kwargs)
-        self.num_classes = _check_positive_int(num_classes, "num_classes")
+        self.num_classes = checks.positive_int(num_classes, "num_classes")
         self.filters = _check_int_tuple(filters, "filters")
-        self.kernel_size = _check_positive_int(kernel_size, "kernel_size")
-        self.strides = _check_positive_int(strides, "strides")
+        self.kernel_size = checks.positive_int(kernel_size, "kernel_size")
+        self.strides = checks.positive_int(strides, "strides")
         self.dropout_rate = _check_rate(dropout_rate, "dropout_rate")
         self.convs, self.bns, self.drops = [], [], []
         for i, f in enumerate(self.filters):
@@ -259,7 +258,7 @@ class TemporalConvNet(_SequenceClassifier):
             self.bns.append(keras.layers.BatchNormalization(name=f"bn{i}"))
             self.drops.append(keras.layers.Dropout(self.dropout_rate, name=f"drop{i}"))
         self.pool = keras.layers.GlobalAveragePooling1D(name="pool")
-        self.classifier = keras.layers.Dense(self.num_classes, name="logits")
+        self.classifier = _final_dense(self.num_classes)
 
     def _forward(self, inputs, training):
         x, stages = inputs, []
@@ -296,8 +295,8 @@ class ResNet1D(_SequenceClassifier):
     def __init__(self, num_classes, stem_filters=64, block_filters=(64, 128, 256), block_strides=(2, 2, 1),
                  dropout_rate=0.5, **kwargs):
         super().__init__(**kwargs)
-        self.num_classes = _check_positive_int(num_classes, "num_classes")
-        self.stem_filters = _check_positive_int(stem_filters, "stem_filters")
+        self.num_classes = checks.positive_int(num_classes, "num_classes")
+        self.stem_filters = checks.positive_int(stem_filters, "stem_filters")
         self.block_filters = _check_int_tuple(block_filters, "block_filters")
         self.block_strides = _check_int_tuple(block_strides, "block_strides")
         if len(self.block_filters) != len(self.block_strides):
@@ -311,7 +310,7 @@ class ResNet1D(_SequenceClassifier):
             ResidualBlock1D(f, s, self.dropout_rate, name=f"block{i}")
             for i, (f, s) in enumerate(zip(self.block_filters, self.block_strides))]
         self.pool = keras.layers.GlobalAveragePooling1D(name="pool")
-        self.classifier = keras.layers.Dense(self.num_classes, name="logits")
+        self.classifier = _final_dense(self.num_classes)
 
     def _forward(self, inputs, training):
         x = tf.nn.relu(self.stem_bn(self.stem_conv(inputs), training=training))
@@ -333,10 +332,11 @@ class ResNet1D(_SequenceClassifier):
 class ResTCN(_SequenceClassifier):
     """Res-TCN baseline of Kim & Reiter [20] (§4.3), in the authors' configuration (fact sheet §7.1).
 
-    Stem Conv1D(stem_filters, k8, stride 1, he_normal kernel, L1(``l1``) kernel regulariser) → one
-    :class:`PreActivationUnit` per ``(stride, kernel, filters)`` row of ``units`` (default
-    :data:`RES_TCN_UNITS`: (1,8,64)×3, (2,8,128), (1,8,128)×2, (2,8,256), (1,8,256)×2) → BN → ReLU →
-    global average pooling over the full length → Dense(num_classes) LOGITS.
+    Stem Conv1D(stem_filters, k8, stride 1) → one :class:`PreActivationUnit` per
+    ``(stride, kernel, filters)`` row of ``units`` (default :data:`RES_TCN_UNITS`: (1,8,64)×3,
+    (2,8,128), (1,8,128)×2, (2,8,256), (1,8,256)×2) → BN → ReLU → global average pooling over the full
+    length → Dense(num_classes, he_normal kernel) LOGITS. Every conv kernel — stem, units and 1×1
+    shortcuts — is he_normal with an L1(``l1``) regulariser, as in the authors' code.
 
     Deliberate deviation from the authors' code: their final Dense has a softmax activation while the
     training loss applies ``from_logits=True``, i.e. a double softmax (fact sheet §7.1 ⚠). Here the
@@ -348,7 +348,7 @@ class ResTCN(_SequenceClassifier):
         stem_filters: filters of the stem (64).
         units: sequence of (stride, kernel, filters) rows.
         dropout_rate: drop rate inside every unit (0.5).
-        l1: L1 coefficient of the stem kernel (1e-4); 0 disables the regulariser.
+        l1: L1 coefficient of every conv kernel (1e-4); 0 disables the regulariser.
 
     ``[B, T, C]`` → logits ``[B, num_classes]``; with the default units the stage lengths are T (stem
     and units 1–3), ceil(T/2) (units 4–6), ceil(T/4) (units 7–9).
@@ -357,8 +357,8 @@ class ResTCN(_SequenceClassifier):
     def __init__(self, num_classes, stem_filters=64, units=RES_TCN_UNITS, dropout_rate=0.5, l1=1e-4,
                  **kwargs):
         super().__init__(**kwargs)
-        self.num_classes = _check_positive_int(num_classes, "num_classes")
-        self.stem_filters = _check_positive_int(stem_filters, "stem_filters")
+        self.num_classes = checks.positive_int(num_classes, "num_classes")
+        self.stem_filters = checks.positive_int(stem_filters, "stem_filters")
         try:
             units = [tuple(u) for u in units]
         except TypeError:
@@ -376,15 +376,15 @@ class ResTCN(_SequenceClassifier):
         if not self.l1 >= 0.0:
             raise ValueError(f"`l1` must be a non-negative float, got {l1!r}")
         regularizer = keras.regularizers.L1(self.l1) if self.l1 > 0 else None
-        self.stem_conv = keras.layers.Conv1D(
-            self.stem_filters, 8, strides=1, padding="same", kernel_initializer="he_normal",
-            kernel_regularizer=regularizer, name="stem_conv")
+        self.stem_conv = _conv(self.stem_filters, 8, 1, "stem_conv", he_normal_bias=False,
+                               kernel_regularizer=regularizer)
         self.res_units = [
-            PreActivationUnit(f, k, s, self.dropout_rate, name=f"unit{i}")
+            PreActivationUnit(f, k, s, self.dropout_rate, kernel_regularizer=regularizer,
+                              name=f"unit{i}")
             for i, (s, k, f) in enumerate(self.units)]
         self.final_bn = keras.layers.BatchNormalization(name="final_bn")
         self.pool = keras.layers.GlobalAveragePooling1D(name="pool")
-        self.classifier = keras.layers.Dense(self.num_classes, name="logits")
+        self.classifier = _final_dense(self.num_classes, he_normal_bias=False)
 
     def _forward(self, inputs, training):
         x = self.stem_conv(inputs)
@@ -446,9 +446,9 @@ def get_classifier(name: str, input_shape: Sequence[int], num_classes: int, drop
     if len(shape) != 2:
         raise ValueError(f"`input_shape` must be (frames, channels), got {input_shape!r}")
     frames, channels = shape
-    frames = None if frames is None else _check_positive_int(frames, "input_shape[0] (frames)")
-    channels = _check_positive_int(channels, "input_shape[1] (channels)")
-    num_classes = _check_positive_int(num_classes, "num_classes")
+    frames = None if frames is None else checks.positive_int(frames, "input_shape[0] (frames)")
+    channels = checks.positive_int(channels, "input_shape[1] (channels)")
+    num_classes = checks.positive_int(num_classes, "num_classes")
     if num_classes < 2:
         raise ValueError(f"`num_classes` must be at least 2, got {num_classes}")
     model = _CLASSES[key](num_classes=num_classes, dropout_rate=dropout_rate, name=key, **kwargs)

@@ -14,10 +14,12 @@ keypoints (26-d), so the table shows what the embedding adds over the input.
 
 import dataclasses
 import logging
+import math
 import os
 
 import numpy as np
 
+from cv_mim import plotting
 from cv_mim import records
 from cv_mim.keypoints import normalization
 from cv_mim.keypoints import profiles
@@ -137,9 +139,7 @@ def markdown_table(results, ks=KS):
 def draw_panels(path, data: RetrievalData, feature, *, num_queries=4, top=5, seed=0,
                 query_camera=0, gallery_camera=1):
     """PNG of query skeletons (left) and their top-``top`` neighbours (paper Fig. 4/5 style)."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    plt = plotting.pyplot()
 
     rng = np.random.default_rng(seed)
     n = data.poses_3d.shape[0]
@@ -199,18 +199,54 @@ def build_data(poses, embedder, *, frame_stride=1):
                          camera_ids=[str(c) for c in poses.camera_ids])
 
 
+def check_arguments(*, threshold, frame_stride, max_queries):
+    """ValueError naming the flag for a bad threshold, frame_stride or max_queries."""
+    try:
+        threshold_ok = math.isfinite(float(threshold)) and float(threshold) > 0
+    except (TypeError, ValueError):
+        threshold_ok = False
+    if not threshold_ok:
+        raise ValueError(f"--threshold must be a finite number > 0 (P-MPJPE on normalised poses; "
+                         f"Pr-VIPE: 0.1), got {threshold!r}")
+    if int(frame_stride) != frame_stride or frame_stride < 1:
+        raise ValueError(f"--frame_stride must be an integer >= 1, got {frame_stride!r}")
+    if max_queries is not None and (int(max_queries) != max_queries or max_queries < 0):
+        raise ValueError(f"--max_queries must be an integer >= 0 (0 = all), got {max_queries!r}")
+
+
+def check_poses_3d(poses_3d, path):
+    """ValueError naming ``path`` when 3D poses are degenerate (all joints at one point).
+
+    Such frames normalise to the same (undefined) pose, so every query would "hit" every gallery
+    frame under the P-MPJPE criterion (all-zero 3D gave 100% hits)."""
+    poses = np.asarray(poses_3d, np.float64)
+    spread = (poses.max(axis=-2) - poses.min(axis=-2)).max(axis=-1)  # [N]
+    flat = spread <= 1e-9
+    if flat.any():
+        raise ValueError(f"{path}: {int(flat.sum())} of {len(flat)} 3D poses have every joint at one "
+                         f"point (first: frame {int(np.flatnonzero(flat)[0])}); retrieval needs real "
+                         "3D poses")
+
+
 def run(*, export_dir, output_dir, data_dir=None, data_3d=None, data_2d=None, cameras=None,
         subjects=("S9", "S11"), unit="auto", threshold=0.1, frame_stride=1, max_queries=2000,
-        seed=0, draw=True):
-    """Runs the retrieval evaluation; writes ``retrieval_results.json``, ``retrieval.md`` and PNGs."""
+        seed=0, draw=True, trust_export=False):
+    """Runs the retrieval evaluation; writes ``retrieval_results.json``, ``retrieval.md`` and PNGs.
+
+    Raises:
+      ValueError: naming the flag, for a threshold that is not a finite number > 0, a frame_stride
+        < 1, a negative max_queries; naming the file, for degenerate 3D poses.
+    """
     from cv_mim.data import h36m  # pylint: disable=import-outside-toplevel
 
+    check_arguments(threshold=threshold, frame_stride=frame_stride, max_queries=max_queries)
     path_3d, path_2d, path_cameras = h36m.resolve_paths(data_dir, data_3d, data_2d, cameras)
     poses = h36m.load_multiview(path_3d, path_cameras, path_2d, subjects=tuple(subjects),
                                 unit=unit)
     if poses.num_cameras < 2:
         raise ValueError(f"cross-view retrieval needs at least 2 cameras, got {poses.num_cameras}")
-    embedder = embedder_lib.Embedder(export_dir)
+    check_poses_3d(poses.keypoints_3d, path_3d)
+    embedder = embedder_lib.Embedder(export_dir, trust_export=trust_export)
     data = build_data(poses, embedder, frame_stride=frame_stride)
     results = evaluate(data, threshold=threshold, max_queries=max_queries, seed=seed)
     results.update(export_dir=export_dir, subjects=list(subjects), frame_stride=frame_stride,

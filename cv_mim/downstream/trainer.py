@@ -20,7 +20,6 @@ All accuracies are FRACTIONS in [0, 1] (multiply by 100 for the paper's percenta
 """
 
 import logging
-import math
 import time
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 import weakref
@@ -28,6 +27,8 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from cv_mim import checks
+from cv_mim import progress
 from cv_mim.downstream import classifiers
 
 keras = tf.keras
@@ -81,19 +82,6 @@ def _check_num_classes(num_classes) -> int:
     return int(num_classes)
 
 
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _format_seconds(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours:d}:{minutes:02d}:{secs:02d}"
 
 
 class _BatchSampler:
@@ -115,6 +103,15 @@ class _BatchSampler:
             self._queue = np.concatenate([self._queue, self.rng.permutation(self.num_items)])
         batch, self._queue = self._queue[:self.batch_size], self._queue[self.batch_size:]
         return batch
+
+
+def check_optimisation(*, steps, batch_size, learning_rate, seeds):
+    """ValueError naming the flag for a bad optimisation setting."""
+    checks.positive_int(steps, "--steps")
+    checks.positive_int(batch_size, "--batch_size")
+    checks.positive_float(learning_rate, "--learning_rate")
+    if not len(seeds):
+        raise ValueError("--seeds: give at least one seed")
 
 
 def train_classifier(
@@ -194,42 +191,74 @@ def train_classifier(
     features = _as_features(features, "features")
     num_clips, num_frames, feature_dim = features.shape
     labels = _as_labels(labels, "labels", num_classes, num_clips)
-    steps = _check_positive_int(steps, "steps")
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    log_every = _check_positive_int(log_every, "log_every")
-    eval_every = log_every if eval_every is None else _check_positive_int(eval_every, "eval_every")
-    try:
-        learning_rate = float(learning_rate)
-    except (TypeError, ValueError):
-        raise ValueError(f"`learning_rate` must be a positive float, got {learning_rate!r}") from None
-    if not (learning_rate > 0 and math.isfinite(learning_rate)):
-        raise ValueError(f"`learning_rate` must be a positive float, got {learning_rate!r}")
+    steps = checks.positive_int(steps, "steps")
+    batch_size = checks.positive_int(batch_size, "batch_size")
+    log_every = checks.positive_int(log_every, "log_every")
+    eval_every = log_every if eval_every is None else checks.positive_int(eval_every, "eval_every")
+    learning_rate = checks.positive_float(learning_rate, "learning_rate")
     if sampling not in SAMPLING_MODES:
         raise ValueError(f"`sampling` must be one of {SAMPLING_MODES}, got {sampling!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
-    if alternate_features is not None:
-        alternate_features = _as_features(alternate_features, "alternate_features")
-        if alternate_features.shape != features.shape:
-            raise ValueError(f"`alternate_features` must have the shape of `features` {features.shape}, "
-                             f"got {alternate_features.shape}")
-        try:
-            alternate_probability = float(alternate_probability)
-        except (TypeError, ValueError):
-            raise ValueError("`alternate_probability` must be a float in [0, 1], got "
-                             f"{alternate_probability!r}") from None
-        if not 0.0 <= alternate_probability <= 1.0:
-            raise ValueError(f"`alternate_probability` must be in [0, 1], got {alternate_probability}")
-        alternate_labels = (labels if alternate_labels is None else
-                            _as_labels(alternate_labels, "alternate_labels", num_classes, num_clips))
-    elif alternate_labels is not None:
-        raise ValueError("`alternate_labels` given without `alternate_features`")
+    seed = checks.non_negative_int(seed, "seed")
+    alternate = _check_alternates(features, labels, num_classes, alternate_features,
+                                  alternate_probability, alternate_labels)
 
     keras.utils.set_random_seed(seed)
+    model = _build_classifier(classifier, num_frames, feature_dim, num_classes, dropout_rate,
+                              model_kwargs)
+    train_step = _make_train_step(model, learning_rate, batch_size, num_frames, feature_dim)
+    rng = np.random.default_rng(seed)
+    batches = _Batches(features, labels, alternate, _BatchSampler(num_clips, batch_size, rng, sampling),
+                       rng)
+    log = _TrainingLog(steps)
+
+    def run_eval(step):
+        result = dict(eval_fn(model))
+        log.history["eval"].append({"step": step, **result})
+        logger.info("eval at step %d: %s", step, ", ".join(
+            f"{k}={v:.4f}" if isinstance(v, (float, np.floating)) else f"{k}={v}"
+            for k, v in result.items()))
+
+    for step in range(1, steps + 1):
+        indices, x, y, use_alternate = batches.next()
+        if on_batch is not None:
+            on_batch(step, indices.copy(), use_alternate.copy())
+        log.pending.append(train_step(tf.constant(x), tf.constant(y.astype(np.int32))))
+        if step % log_every == 0 or step == steps:
+            log.close_window(step)
+        if eval_fn is not None and (step % eval_every == 0 or step == steps):
+            run_eval(step)
+    return model, log.finish(batches.alternate_fraction())
+
+
+def _check_alternates(features, labels, num_classes, alternate_features, alternate_probability,
+                      alternate_labels):
+    """(alternate features, probability, alternate labels) checked, or None without alternates."""
+    if alternate_features is None:
+        if alternate_labels is not None:
+            raise ValueError("`alternate_labels` given without `alternate_features`")
+        return None
+    alternate_features = _as_features(alternate_features, "alternate_features")
+    if alternate_features.shape != features.shape:
+        raise ValueError(f"`alternate_features` must have the shape of `features` {features.shape}, "
+                         f"got {alternate_features.shape}")
+    try:
+        alternate_probability = float(alternate_probability)
+    except (TypeError, ValueError):
+        raise ValueError("`alternate_probability` must be a float in [0, 1], got "
+                         f"{alternate_probability!r}") from None
+    if not 0.0 <= alternate_probability <= 1.0:
+        raise ValueError(f"`alternate_probability` must be in [0, 1], got {alternate_probability}")
+    alternate_labels = (labels if alternate_labels is None else
+                        _as_labels(alternate_labels, "alternate_labels", num_classes,
+                                   features.shape[0]))
+    return alternate_features, alternate_probability, alternate_labels
+
+
+def _build_classifier(classifier, num_frames, feature_dim, num_classes, dropout_rate, model_kwargs):
+    """The classifier by name (built) or the given Keras model, checked to output [B, K] logits."""
     if isinstance(classifier, str):
         model = classifiers.get_classifier(classifier, (num_frames, feature_dim), num_classes,
-                                          dropout_rate=dropout_rate, **dict(model_kwargs or {}))
+                                           dropout_rate=dropout_rate, **dict(model_kwargs or {}))
     elif isinstance(classifier, keras.Model):
         if model_kwargs:
             raise ValueError("`model_kwargs` only applies to a classifier given by name")
@@ -241,7 +270,11 @@ def train_classifier(
     if tuple(probe.shape) != (1, num_classes):
         raise ValueError(f"the classifier maps [1, {num_frames}, {feature_dim}] to {tuple(probe.shape)}, "
                          f"expected (1, {num_classes}) logits")
+    return model
 
+
+def _make_train_step(model, learning_rate, batch_size, num_frames, feature_dim):
+    """One Adam step on mean cross-entropy + ``sum(model.losses)``, compiled for the batch shape."""
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
     # Create the slots outside the tf.function (variables must not be created while tracing twice).
     optimizer.build(model.trainable_variables)
@@ -261,62 +294,72 @@ def train_classifier(
         optimizer.apply_gradients(zip(gradients, variables))
         return loss
 
-    rng = np.random.default_rng(seed)
-    sampler = _BatchSampler(num_clips, batch_size, rng, sampling)
-    history: Dict[str, object] = {"step": [], "loss": [], "steps_per_second": [], "eval": []}
-    losses = np.zeros((steps,), np.float32)
-    pending = []  # loss tensors since the last log (read back only at log points: no per-step sync)
-    num_alternate = 0
-    start = window_start = time.perf_counter()
-    window_first_step = 1
+    return train_step
 
-    def run_eval(step):
-        result = dict(eval_fn(model))
-        history["eval"].append({"step": step, **result})
-        logger.info("eval at step %d: %s", step, ", ".join(
-            f"{k}={v:.4f}" if isinstance(v, (float, np.floating)) else f"{k}={v}"
-            for k, v in result.items()))
 
-    for step in range(1, steps + 1):
-        indices = sampler.next()
-        x = features[indices]
-        y = labels[indices]
-        if alternate_features is not None:
-            use_alternate = rng.random(batch_size) < alternate_probability
+class _Batches:
+    """Draws (indices, x, y, used_alternate) batches: clips from the sampler, then each example's
+    alternate version with the given probability (the same rng, in this order: reproducible)."""
+
+    def __init__(self, features, labels, alternate, sampler, rng):
+        self.features, self.labels, self.alternate = features, labels, alternate
+        self.sampler, self.rng = sampler, rng
+        self.num_alternate = 0
+        self.num_drawn = 0
+
+    def next(self):
+        indices = self.sampler.next()
+        x = self.features[indices]
+        y = self.labels[indices]
+        use_alternate = np.zeros((len(indices),), bool)
+        if self.alternate is not None:
+            alt_features, probability, alt_labels = self.alternate
+            use_alternate = self.rng.random(len(indices)) < probability
             if use_alternate.any():
-                x[use_alternate] = alternate_features[indices[use_alternate]]
-                y = np.where(use_alternate, alternate_labels[indices], y)
-            num_alternate += int(use_alternate.sum())
-        else:
-            use_alternate = np.zeros((batch_size,), bool)
-        if on_batch is not None:
-            on_batch(step, indices.copy(), use_alternate.copy())
-        pending.append(train_step(tf.constant(x), tf.constant(y.astype(np.int32))))
+                x[use_alternate] = alt_features[indices[use_alternate]]
+                y = np.where(use_alternate, alt_labels[indices], y)
+            self.num_alternate += int(use_alternate.sum())
+        self.num_drawn += len(indices)
+        return indices, x, y, use_alternate
 
-        if step % log_every == 0 or step == steps:
-            window = np.asarray([p.numpy() for p in pending], np.float32)
-            losses[window_first_step - 1:step] = window
-            pending = []
-            if not np.all(np.isfinite(window)):
-                bad = window_first_step + int(np.argwhere(~np.isfinite(window))[0, 0])
-                raise FloatingPointError(f"the training loss became non-finite at step {bad}")
-            now = time.perf_counter()
-            steps_per_second = (step - window_first_step + 1) / max(now - window_start, 1e-9)
-            eta = (steps - step) / steps_per_second
-            history["step"].append(step)
-            history["loss"].append(float(window.mean()))
-            history["steps_per_second"].append(float(steps_per_second))
-            logger.info("step %d/%d  loss %.4f  %.1f steps/s  ETA %s", step, steps, window.mean(),
-                        steps_per_second, _format_seconds(eta))
-            window_start, window_first_step = now, step + 1
-        if eval_fn is not None and (step % eval_every == 0 or step == steps):
-            run_eval(step)
+    def alternate_fraction(self):
+        return self.num_alternate / float(self.num_drawn) if self.alternate is not None else 0.0
 
-    history["loss_per_step"] = losses
-    history["alternate_fraction"] = (num_alternate / float(steps * batch_size)
-                                     if alternate_features is not None else 0.0)
-    history["seconds"] = time.perf_counter() - start
-    return model, history
+
+class _TrainingLog:
+    """Loss bookkeeping: per-step losses read back once per logging window (no per-step host sync),
+    NaN check per window, progress lines with steps/s and ETA, the returned ``history``."""
+
+    def __init__(self, steps):
+        self.steps = steps
+        self.history: Dict[str, object] = {"step": [], "loss": [], "steps_per_second": [], "eval": []}
+        self.losses = np.zeros((steps,), np.float32)
+        self.pending = []  # loss tensors since the last log
+        self.start = self.window_start = time.perf_counter()
+        self.window_first_step = 1
+
+    def close_window(self, step):
+        window = np.asarray([p.numpy() for p in self.pending], np.float32)
+        self.losses[self.window_first_step - 1:step] = window
+        self.pending = []
+        if not np.all(np.isfinite(window)):
+            bad = self.window_first_step + int(np.argwhere(~np.isfinite(window))[0, 0])
+            raise FloatingPointError(f"the training loss became non-finite at step {bad}")
+        now = time.perf_counter()
+        steps_per_second = (step - self.window_first_step + 1) / max(now - self.window_start, 1e-9)
+        eta = (self.steps - step) / steps_per_second
+        self.history["step"].append(step)
+        self.history["loss"].append(float(window.mean()))
+        self.history["steps_per_second"].append(float(steps_per_second))
+        logger.info("step %d/%d  loss %.4f  %.1f steps/s  ETA %s", step, self.steps, window.mean(),
+                    steps_per_second, progress.format_duration(eta))
+        self.window_start, self.window_first_step = now, step + 1
+
+    def finish(self, alternate_fraction):
+        self.history["loss_per_step"] = self.losses
+        self.history["alternate_fraction"] = alternate_fraction
+        self.history["seconds"] = time.perf_counter() - self.start
+        return self.history
 
 
 # One compiled inference function per (model, batch size, clip shape); weak keys so models are freed.
@@ -350,7 +393,7 @@ def predict_logits(model: keras.Model, features, batch_size: int = 256) -> np.nd
         float32 ``[N, K]`` logits.
     """
     features = _as_features(features, "features")
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_size = checks.positive_int(batch_size, "batch_size")
     num_clips, frames, dims = features.shape
     batch_size = min(batch_size, num_clips)
     predict = _predict_fn(model, batch_size, frames, dims)
@@ -499,7 +542,7 @@ def subsample_per_class(labels, fraction: float, seed: int, min_per_class: int =
         raise ValueError(f"`fraction` must be a float in (0, 1], got {fraction!r}") from None
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"`fraction` must be in (0, 1], got {fraction}")
-    min_per_class = _check_positive_int(min_per_class, "min_per_class")
+    min_per_class = checks.positive_int(min_per_class, "min_per_class")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}")
 
@@ -520,10 +563,18 @@ def subsample_per_class(labels, fraction: float, seed: int, min_per_class: int =
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
-def mean_std(values) -> Tuple[float, float]:
+def spread_note(num_runs: int) -> str:
+    """The caption that says what a table's "±" means (or that there is none)."""
+    if num_runs > 1:
+        return f"mean ± sample std over n = {num_runs} seeds"
+    return "n = 1 (one seed: no spread is estimated)"
+
+
+def mean_std(values) -> Tuple[float, Optional[float]]:
     """Mean and sample standard deviation (ddof = 1) of repeated-run results, e.g. top-1 over seeds.
 
-    A single value gives a standard deviation of 0.0 (no spread can be estimated from one run).
+    A single value gives a standard deviation of None: no spread can be estimated from one run, and
+    tables then print the mean with ``n = 1`` instead of a misleading "± 0.00".
 
     Raises:
         ValueError: empty input, not one-dimensional, or non-finite values.
@@ -535,5 +586,5 @@ def mean_std(values) -> Tuple[float, float]:
         raise ValueError("`values` is empty")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"`values` contains NaN or inf: {array.tolist()}")
-    std = float(np.std(array, ddof=1)) if array.size > 1 else 0.0
+    std = float(np.std(array, ddof=1)) if array.size > 1 else None
     return float(np.mean(array)), std

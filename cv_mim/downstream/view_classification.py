@@ -12,8 +12,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from cv_mim import plotting
 from cv_mim import records
-from cv_mim.downstream import action_recognition as action_lib
+from cv_mim.data import penn_action
 from cv_mim.downstream import trainer
 from cv_mim.serving import embedding_file
 
@@ -23,8 +24,6 @@ log = logging.getLogger("cv_mim.view_classification")
 FEATURES = ("view_embedding", "raw", "pose_embedding")
 
 
-_KEYS = {"view_embedding": "view_embedding", "raw": "normalized_keypoints",
-         "pose_embedding": "pose_embedding"}
 
 
 def frame_dataset(emb: embedding_file.EmbeddingFile, feature):
@@ -32,13 +31,13 @@ def frame_dataset(emb: embedding_file.EmbeddingFile, feature):
     if feature not in FEATURES:
         raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
     views = emb["views"].astype(str)
-    view_names = tuple(v for v in ("front", "back", "left", "right") if v in set(views)) or \
+    view_names = tuple(v for v in penn_action.PENN_VIEWS if v in set(views)) or \
         tuple(sorted(set(views)))
     if not all(views):
         raise ValueError("the embedding file has clips without a view label")
     offsets = emb["clip_offsets"]
     lengths = np.diff(offsets)
-    x = emb[_KEYS[feature]].reshape(offsets[-1], -1).astype(np.float32)
+    x = emb[embedding_file.FEATURE_KEYS[feature]].reshape(offsets[-1], -1).astype(np.float32)
     y = np.repeat(np.array([view_names.index(v) for v in views], np.int64), lengths)
     split = np.repeat(emb["split"].astype(str), lengths)
     return x, y, split, view_names
@@ -74,7 +73,14 @@ def train_linear(x, y, num_classes, *, steps=10_000, batch_size=64, learning_rat
 
 def run(*, embeddings, output_dir, features=("view_embedding", "raw"), steps=10_000, batch_size=64,
         learning_rate=1e-2, seeds=(0,), method=None):
-    """Trains and evaluates the linear view classifier; writes results JSON and a table."""
+    """Trains and evaluates the linear view classifier; writes results JSON and a table.
+
+    Raises:
+      ValueError: naming the flag for steps / batch_size < 1, a learning rate that is not a finite
+        number > 0 or no seeds (an untrained classifier's accuracy is not a result).
+    """
+    trainer.check_optimisation(steps=steps, batch_size=batch_size, learning_rate=learning_rate,
+                               seeds=seeds)
 
     emb = (embeddings if isinstance(embeddings, embedding_file.EmbeddingFile)
            else embedding_file.load_embeddings(embeddings))
@@ -99,7 +105,8 @@ def run(*, embeddings, output_dir, features=("view_embedding", "raw"), steps=10_
             accs.append(float((pred == y[test]).mean()))
             np.add.at(confusion, (y[test], pred), 1)
         base = os.path.join(output_dir, f"view_confusion_{feature}")
-        action_lib._write_confusion(base, confusion, view_names)  # pylint: disable=protected-access
+        plotting.write_confusion(base, confusion, view_names,
+                                 title=f"view classification, {feature}")
         mean, std = trainer.mean_std(accs)  # sample std, as the action-recognition tables
         results["features"][feature] = {
             "accuracy_mean": mean, "accuracy_std": std,
@@ -117,6 +124,12 @@ def markdown_table(results):
              "pose_embedding": f"{results['method']} (z_p)"}
     feats = list(results["features"])
     head = "| Methods | " + " | ".join(names[f] for f in feats) + " |"
-    row = "| Accuracy (%) | " + " | ".join(
-        f"{100 * results['features'][f]['accuracy_mean']:.2f}" for f in feats) + " |"
-    return "\n".join([head, "|---|" + "---|" * len(feats), row])
+    cells = []
+    for f in feats:
+        r = results["features"][f]
+        std = r["accuracy_std"]
+        cells.append(f"{100 * r['accuracy_mean']:.2f}"
+                     + ("" if std is None else f" ± {100 * std:.2f}"))
+    row = "| Accuracy (%) | " + " | ".join(cells) + " |"
+    note = trainer.spread_note(len(results["features"][feats[0]]["runs"])) if feats else ""
+    return "\n".join([head, "|---|" + "---|" * len(feats), row, "", f"Accuracy: {note}."])

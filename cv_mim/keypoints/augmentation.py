@@ -1,4 +1,5 @@
-"""cv_mim.keypoints.augmentation (split from cv_mim.cameras)."""
+"""Camera augmentation (TensorFlow, paper §4.2): random proper rotations of a normalised 3D pose and
+its perspective projection. No rotation can mirror a pose (det R = +1, tested)."""
 
 from __future__ import annotations
 

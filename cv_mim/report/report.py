@@ -5,13 +5,16 @@ import os
 
 import numpy as np
 
+from cv_mim import plotting
 from cv_mim import records
 from cv_mim.algorithms import registry
+from cv_mim.data import penn_action
+from cv_mim.downstream import trainer
 
 DISPLAY = registry.DISPLAY_NAMES
 
 
-PENN_VIEWS = ("left", "right", "front", "back")
+PENN_VIEWS = penn_action.TABLE_VIEW_ORDER
 
 
 def _read_metrics(model_dir):
@@ -25,15 +28,9 @@ def _read_metrics(model_dir):
     return [rows[s] for s in sorted(rows)]
 
 
-def _plt():
-    import matplotlib  # pylint: disable=import-outside-toplevel
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-    return plt
-
 
 def plot_training_curves(path, results):
-    plt = _plt()
+    plt = plotting.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for name, entry in results["methods"].items():
         rows = _read_metrics(entry["model_dir"])
@@ -56,19 +53,26 @@ def plot_training_curves(path, results):
 
 
 def plot_single_shot(path, rows):
-    plt = _plt()
+    plt = plotting.pyplot()
     fig, ax = plt.subplots(figsize=(10, 3.8))
     width = 0.8 / max(1, len(rows))
     columns = list(PENN_VIEWS) + ["Average"]
     x = np.arange(len(columns))
     for i, (name, res) in enumerate(rows):
-        vals = [100 * res["train_views"][v]["top1_mean"] if v in res["train_views"] else 0
-                for v in PENN_VIEWS] + [100 * res["average_top1"]]
-        ax.bar(x + (i - len(rows) / 2 + 0.5) * width, vals, width, label=name)
+        views = res["train_views"]
+        vals = [100 * views[v]["top1_mean"] if v in views else 0 for v in PENN_VIEWS]
+        vals.append(100 * res["average_top1"])
+        offset = x + (i - len(rows) / 2 + 0.5) * width
+        ax.bar(offset, vals, width, label=name)
+        # Every seed's run as a dot on its bar: the spread is seen, not summarised (n may be 1).
+        for j, v in enumerate(PENN_VIEWS):
+            runs = [100 * r["top1"] for r in views.get(v, {}).get("runs", [])]
+            ax.plot([offset[j]] * len(runs), runs, "k.", markersize=3)
     ax.set_xticks(x)
     ax.set_xticklabels([f"train: {c}" if c != "Average" else c for c in columns])
     ax.set_ylabel("top-1 on all test views (%)")
-    ax.set_title("Single-shot cross-view action recognition (synthetic Penn-Action layout)")
+    ax.set_title("Single-shot cross-view action recognition (synthetic Penn-Action layout); "
+                 "dots: one run per seed", fontsize=9)
     ax.legend(fontsize=7, ncol=4)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -76,33 +80,30 @@ def plot_single_shot(path, rows):
 
 
 def _pm(mean, std):
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+    """``mean ± std`` in percent; a single run (std None) prints the mean alone (never "± 0.00")."""
+    return f"{100 * mean:.2f}" if std is None else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
-def write_report(workdir, results, manifest):
-    """Writes report.md / report.json / figures; returns a dict with the tables and claim checks."""
-    fig_dir = os.path.join(workdir, "figures")
-    os.makedirs(fig_dir, exist_ok=True)
+def _table1(results, order):
+    """Table 1 layout (single-shot, Penn views); returns (markdown, rows, class-coverage lines)."""
     methods = results["methods"]
-    order = [m for m in ("autoencoder", "vae", "beta_vae", "infonce", "dim", "cv_mim") if m in methods]
-
-    # Table 1 layout.
-    ss_rows = [("Temporal ConvNet (raw 2D)", results["raw_2d"]["single_shot"], "")]
-    ss_rows += [(DISPLAY[m], methods[m]["single_shot"], "✓") for m in order]
+    rows = [("Temporal ConvNet (raw 2D)", results["raw_2d"]["single_shot"], "")]
+    rows += [(DISPLAY[m], methods[m]["single_shot"], "✓") for m in order]
     lines = ["| Methods | VD | " + " | ".join(v.capitalize() for v in PENN_VIEWS) + " | Average |",
              "|---|---|" + "---|" * (len(PENN_VIEWS) + 1)]
-    for name, res, vd in ss_rows:
+    for name, res, vd in rows:
         cells = [(_pm(res["train_views"][v]["top1_mean"], res["train_views"][v]["top1_std"])
                   if v in res["train_views"] else "–") for v in PENN_VIEWS]
         lines.append(f"| {name} | {vd} | " + " | ".join(cells) + " | "
                      f"{_pm(res['average_top1'], res['run_std_of_average_top1'])} |")
-    table1 = "\n".join(lines)
-    coverage = next(iter(ss_rows))[1]["train_views"]
+    coverage = rows[0][1]["train_views"]
     cov_lines = [f"- train view {v}: {r['num_train_clips']} training clips, classes missing: "
                  f"{', '.join(r['classes_missing']) or 'none'} (best reachable top-1 "
                  f"{100 * r['best_reachable_top1']:.1f}%)" for v, r in coverage.items()]
+    return "\n".join(lines), rows, cov_lines
 
-    # Retrieval.
+
+def _retrieval_table(methods, order):
     rlines = ["| Method | z_p Hit@1 | z_p Hit@5 | z_p Hit@10 | z_v Hit@1 | raw 2D Hit@1 |"
               " z_p Hit@1, same frame |", "|---|---|---|---|---|---|---|"]
     for m in order:
@@ -112,47 +113,86 @@ def write_report(workdir, results, manifest):
                       f"{100 * pm['pose_embedding']['5']:.1f} | {100 * pm['pose_embedding']['10']:.1f}"
                       f" | {100 * pm['view_embedding']['1']:.1f} | {100 * pm['raw_2d']['1']:.1f} | "
                       f"{100 * f['pose_embedding']['mean']['exact']['1']:.1f} |")
-    retrieval_table = "\n".join(rlines)
+    return "\n".join(rlines)
 
-    # Table 10.
+
+def _table10(methods, order):
+    """Table 10 layout (view classification); returns (markdown, raw-2D accuracy)."""
     vc = {m: methods[m]["view_classification"]["features"] for m in order}
-    raw_acc = vc[order[0]]["raw"]["accuracy_mean"] if order else float("nan")
-    table10 = "\n".join([
+    raw = vc[order[0]]["raw"] if order else {"accuracy_mean": float("nan"), "accuracy_std": None}
+    table = "\n".join([
         "| Methods | 2D Pose | " + " | ".join(DISPLAY[m] for m in order) + " |",
         "|---|---|" + "---|" * len(order),
-        f"| Accuracy (%) | {100 * raw_acc:.2f} | " + " | ".join(
-            f"{100 * vc[m]['view_embedding']['accuracy_mean']:.2f}" for m in order) + " |"])
+        f"| Accuracy (%) | {_pm(raw['accuracy_mean'], raw.get('accuracy_std'))} | " + " | ".join(
+            _pm(vc[m]["view_embedding"]["accuracy_mean"], vc[m]["view_embedding"].get("accuracy_std"))
+            for m in order) + " |"])
+    return table, raw["accuracy_mean"]
 
-    # Claims (computed, not tuned).
-    claims = []
+
+def _claims(methods, order, ss_rows, raw_view_accuracy):
+    """The paper's three claims, computed from this run's results (never tuned)."""
+    if "cv_mim" not in methods:
+        return []
+    cv = methods["cv_mim"]
+    cv_avg = cv["single_shot"]["average_top1"]
+    others = {name: res["average_top1"] for name, res, _ in ss_rows if name != DISPLAY["cv_mim"]}
+    claims = [("CV-MIM's pose embedding beats raw 2D and every baseline on single-shot "
+               "accuracy averaged over views",
+               all(cv_avg > v for v in others.values()),
+               f"CV-MIM {100 * cv_avg:.2f}% vs " + ", ".join(
+                   f"{k} {100 * v:.2f}%" for k, v in others.items()))]
+    # Hit@1 under the Pr-VIPE criterion (a neighbour within P-MPJPE 0.1): consecutive frames are
+    # near-duplicates, so the same-frame criterion is close to 0 for every method.
+    hit = {m: methods[m]["retrieval"]["features"]["pose_embedding"]["mean"]["pmpjpe"]["1"]
+           for m in order}
+    raw_hit = cv["retrieval"]["features"]["raw_2d"]["mean"]["pmpjpe"]["1"]
+    claims.append(("CV-MIM's pose embedding has the highest cross-view retrieval Hit@1 "
+                   "(P-MPJPE ≤ 0.1)",
+                   all(hit["cv_mim"] >= v for v in hit.values()) and hit["cv_mim"] > raw_hit,
+                   ", ".join(f"{DISPLAY[m]} {100 * v:.1f}%" for m, v in hit.items())
+                   + f", raw 2D {100 * raw_hit:.1f}%"))
+    zv = cv["view_classification"]["features"]["view_embedding"]["accuracy_mean"]
+    claims.append(("CV-MIM's view embedding classifies views better than raw 2D",
+                   zv > raw_view_accuracy,
+                   f"z_v {100 * zv:.2f}% vs raw 2D {100 * raw_view_accuracy:.2f}%"))
+    return claims
+
+
+def _figure_lines(workdir, methods):
+    """Markdown lines of the per-method figures that exist (retrieval panels, a confusion matrix)."""
+    rel = os.path.relpath
+    retrieval, confusion = [], []
     if "cv_mim" in methods:
-        cv = methods["cv_mim"]
-        cv_avg = cv["single_shot"]["average_top1"]
-        others = {name: res["average_top1"] for name, res, _ in ss_rows if name != "CV-MIM"}
-        claims.append(("CV-MIM's pose embedding beats raw 2D and every baseline on single-shot "
-                       "accuracy averaged over views",
-                       all(cv_avg > v for v in others.values()),
-                       f"CV-MIM {100 * cv_avg:.2f}% vs " + ", ".join(
-                           f"{k} {100 * v:.2f}%" for k, v in others.items())))
-        # Hit@1 under the Pr-VIPE criterion (a neighbour within P-MPJPE 0.1): consecutive frames are
-        # near-duplicates, so the same-frame criterion is close to 0 for every method.
-        hit = {m: methods[m]["retrieval"]["features"]["pose_embedding"]["mean"]["pmpjpe"]["1"]
-               for m in order}
-        raw_hit = cv["retrieval"]["features"]["raw_2d"]["mean"]["pmpjpe"]["1"]
-        claims.append(("CV-MIM's pose embedding has the highest cross-view retrieval Hit@1 "
-                       "(P-MPJPE ≤ 0.1)",
-                       all(hit["cv_mim"] >= v for v in hit.values()) and hit["cv_mim"] > raw_hit,
-                       ", ".join(f"{DISPLAY[m]} {100 * v:.1f}%" for m, v in hit.items())
-                       + f", raw 2D {100 * raw_hit:.1f}%"))
-        zv = vc["cv_mim"]["view_embedding"]["accuracy_mean"]
-        claims.append(("CV-MIM's view embedding classifies views better than raw 2D",
-                       zv > raw_acc, f"z_v {100 * zv:.2f}% vs raw 2D {100 * raw_acc:.2f}%"))
+        for feat in ("pose_embedding", "view_embedding"):
+            png = os.path.join(workdir, "retrieval", "cv_mim", f"retrieval_{feat}.png")
+            if os.path.exists(png):
+                retrieval.append(f"![CV-MIM {feat} neighbours]({rel(png, workdir)})")
+        retrieval.append("")
+        conf = os.path.join(workdir, "action_recognition", "cv_mim", "confusion_front.png")
+        if os.path.exists(conf):
+            confusion = ["## Confusion matrix — CV-MIM, trained on the front view", "",
+                         f"![confusion]({rel(conf, workdir)})", ""]
+    return retrieval, confusion
+
+
+def write_report(workdir, results, manifest):
+    """Writes report.md / report.json / figures; returns a dict with the tables and claim checks."""
+    fig_dir = os.path.join(workdir, "figures")
+    os.makedirs(fig_dir, exist_ok=True)
+    methods = results["methods"]
+    # Table 1's row order: the baselines as the registry lists them, CV-MIM last.
+    order = [m for m in registry.BASELINES + ("cv_mim",) if m in methods]
+    table1, ss_rows, cov_lines = _table1(results, order)
+    retrieval_table = _retrieval_table(methods, order)
+    table10, raw_acc = _table10(methods, order)
+    claims = _claims(methods, order, ss_rows, raw_acc)
 
     plot_training_curves(os.path.join(fig_dir, "training_curves.png"), results)
     plot_single_shot(os.path.join(fig_dir, "single_shot_accuracy.png"),
                      [(n, r) for n, r, _ in ss_rows])
     settings = results["settings"]
     rel = os.path.relpath
+    retrieval_figures, confusion_figure = _figure_lines(workdir, methods)
     md = [
         "# cv-mim: synthetic-world comparison",
         "",
@@ -165,36 +205,26 @@ def write_report(workdir, results, manifest):
         "## Claims of the paper, checked on this run",
         "",
     ]
-    for text, ok, detail in claims:
-        md.append(f"- {'✅ holds' if ok else '❌ does not hold'}: {text} — {detail}")
+    md += [f"- {'✅ holds' if ok else '❌ does not hold'}: {text} — {detail}"
+           for text, ok, detail in claims]
     md += ["", "## Table 1 layout — single-shot cross-view action recognition (top-1 %, Penn layout)",
            "", "Each column: trained on that view's training clips, evaluated on the test clips of all "
-           "views.", "", table1, "", *cov_lines, "",
+           "views.", "", table1, "", f"Top-1: {trainer.spread_note(len(settings['seeds']))}.", "",
+           *cov_lines, "",
            f"![single-shot accuracy]({rel(os.path.join(fig_dir, 'single_shot_accuracy.png'), workdir)})",
            "", "## Cross-view retrieval (held-out subjects S9, S11; Hit@k, %)", "",
            "A hit: one of the k nearest neighbours (other camera) has a 3D pose within Procrustes-"
            "aligned MPJPE 0.1 of the query's (Pr-VIPE protocol); the last column counts only the "
            "very same frame (consecutive frames are near-duplicates, so it is small for every "
            "method).", "",
-           retrieval_table, ""]
-    if "cv_mim" in methods:
-        for feat in ("pose_embedding", "view_embedding"):
-            png = os.path.join(workdir, "retrieval", "cv_mim", f"retrieval_{feat}.png")
-            if os.path.exists(png):
-                md.append(f"![CV-MIM {feat} neighbours]({rel(png, workdir)})")
-        md.append("")
-    md += ["## Table 10 layout — view classification (linear classifier, per frame, %)", "",
-           table10, ""]
-    if "cv_mim" in methods:
-        conf = os.path.join(workdir, "action_recognition", "cv_mim", "confusion_front.png")
-        if os.path.exists(conf):
-            md += ["## Confusion matrix — CV-MIM, trained on the front view", "",
-                   f"![confusion]({rel(conf, workdir)})", ""]
-    md += ["## Training curves", "",
+           retrieval_table, "", *retrieval_figures,
+           "## Table 10 layout — view classification (linear classifier, per frame, %)", "",
+           table10, "", f"Accuracy: {trainer.spread_note(len(settings['seeds']))}.", "",
+           *confusion_figure,
+           "## Training curves", "",
            f"![training curves]({rel(os.path.join(fig_dir, 'training_curves.png'), workdir)})", ""]
-    text = "\n".join(md)
     with open(os.path.join(workdir, "report.md"), "w", encoding="utf-8") as f:
-        f.write(text)
+        f.write("\n".join(md))
     summary_text = "\n".join(["", table1, "", retrieval_table, "", table10, ""] + [
         f"{'HOLDS' if ok else 'DOES NOT HOLD'}: {t} ({d})" for t, ok, d in claims]
         + [f"report: {os.path.join(workdir, 'report.md')}"])

@@ -3,30 +3,7 @@
 This file is the only embedding input of ``cv_mim.action_recognition`` and ``cv_mim.view_classification``
 (their ``--export_dir`` shortcut calls :func:`embed_dataset` rather than a second code path).
 
-File format ``cv_mim.embeddings/1`` (numpy ``.npz``; F = total frames, C = clips, K = classes):
-
-======================================  ====================  =============================================
-key                                     shape, dtype          meaning
-======================================  ====================  =============================================
-``pose_embedding``                      [F, P] float32        z_p of every frame (clips concatenated)
-``view_embedding``                      [F, V] float32        z_v of every frame
-``normalized_keypoints``                [F, 13, 2] float32    the encoder's input (raw-2D features)
-``mask``                                [F, 13] float32       1 = joint present
-``clip_offsets``                        [C + 1] int64         frames of clip c are [off[c], off[c + 1])
-``clip_ids``                            [C] str               file stem / sequence name
-``labels``                              [C] int64             index into ``class_names`` (−1: unlabelled)
-``class_names``                         [K] str               from the data, never hard-coded
-``views``                               [C] str               Penn: front/back/left/right; NTU: C1R1…C3R2;
-                                                              Human3.6M: camera id; npy: ""
-``split``                               [C] str               Penn: train/test (official); others: ""
-``subjects``                            [C] str               NTU performer "P008", H36M subject, else ""
-``setups``, ``cameras``,                [C] int64             NTU file-name fields (−1 elsewhere)
-``performers``, ``replications``
-``<feature>_flip_keep`` /               as above              optional: the same features of horizontally
-``<feature>_flip_swap``                                       mirrored keypoints, left/right labels kept /
-                                                              swapped (``flip_modes``)
-``metadata``                            [] str (JSON)         dataset, source, export metadata, flips
-======================================  ====================  =============================================
+The format is documented in :mod:`cv_mim.serving.embedding_file`.
 """
 
 import json

@@ -1,4 +1,34 @@
-"""cv_mim.serving.embedding_file (split from cv_mim.embed_lib)."""
+"""The embedding file: ONE documented format (``.npz``) that every downstream binary reads.
+
+File format ``cv_mim.embeddings/1`` (numpy ``.npz``; F = total frames, C = clips, K = classes):
+
+======================================  ====================  =============================================
+key                                     shape, dtype          meaning
+======================================  ====================  =============================================
+``pose_embedding``                      [F, P] float32        z_p of every frame (clips concatenated)
+``view_embedding``                      [F, V] float32        z_v of every frame
+``normalized_keypoints``                [F, 13, 2] float32    the encoder's input (raw-2D features)
+``mask``                                [F, 13] float32       1 = joint present
+``has_pose``                            [F] bool              False: every joint missing, or all present
+                                                              joints at one point; that frame's
+                                                              embedding is meaningless (counted in
+                                                              the log)
+``clip_offsets``                        [C + 1] int64         frames of clip c are [off[c], off[c + 1])
+``clip_ids``                            [C] str               file stem / sequence name
+``labels``                              [C] int64             index into ``class_names`` (−1: unlabelled)
+``class_names``                         [K] str               from the data, never hard-coded
+``views``                               [C] str               Penn: front/back/left/right; NTU: C1R1…C3R2;
+                                                              Human3.6M: camera id; npy: ""
+``split``                               [C] str               Penn: train/test (official); others: ""
+``subjects``                            [C] str               NTU performer "P008", H36M subject, else ""
+``setups``, ``cameras``,                [C] int64             NTU file-name fields (−1 elsewhere)
+``performers``, ``replications``
+``<feature>_flip_keep`` /               as above              optional: the same features of horizontally
+``<feature>_flip_swap``                                       mirrored keypoints, left/right labels kept /
+                                                              swapped (``flip_modes``)
+``metadata``                            [] str (JSON)         dataset, source, export metadata, flips
+======================================  ====================  =============================================
+"""
 
 import dataclasses
 import json
@@ -10,6 +40,9 @@ FORMAT = "cv_mim.embeddings/1"
 
 
 FEATURES = ("pose_embedding", "view_embedding", "normalized_keypoints")
+# The downstream binaries' --features choices -> the file key that holds them.
+FEATURE_KEYS = {"embedding": "pose_embedding", "pose_embedding": "pose_embedding",
+                "view_embedding": "view_embedding", "raw": "normalized_keypoints"}
 
 
 @dataclasses.dataclass
@@ -77,4 +110,16 @@ def load_embeddings(path) -> EmbeddingFile:
     offsets = arrays["clip_offsets"]
     if offsets[-1] != len(arrays["pose_embedding"]) or len(offsets) != len(arrays["clip_ids"]) + 1:
         raise ValueError(f"{path}: clip_offsets do not match the frame arrays")
+    for key in FEATURES:
+        values = arrays[key]
+        if values.dtype.kind != "f" or len(values) != offsets[-1]:
+            raise ValueError(f"{path}: {key} must be a float array of {offsets[-1]} frames, got "
+                             f"dtype {values.dtype} shape {values.shape}")
+        finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if not finite.all():
+            raise ValueError(f"{path}: {key} is NaN/inf in {int((~finite).sum())} frame(s) (first: "
+                             f"{np.flatnonzero(~finite)[:5].tolist()})")
+    if "has_pose" in arrays and arrays["has_pose"].shape != (offsets[-1],):
+        raise ValueError(f"{path}: has_pose must have shape ({offsets[-1]},), got "
+                         f"{arrays['has_pose'].shape}")
     return EmbeddingFile(arrays=arrays, metadata=metadata)

@@ -23,13 +23,18 @@ flags of the pretraining run) and writes the same JSON to ``<export_dir>/cv_mim_
 import datetime
 import json
 import logging
+import math
 import os
+import re
+import shutil
 import uuid
 
+import numpy as np
 import tensorflow as tf
 
 from cv_mim.keypoints import normalization
 from cv_mim.keypoints import profiles
+from cv_mim.serving import export_ops
 from cv_mim.training import checkpoints
 
 log = logging.getLogger("cv_mim.export")
@@ -113,25 +118,117 @@ def build_metadata(model_dir, config, checkpoint_path, step, min_keypoint_score)
     }
 
 
+def _check_checkpoint(model_dir, checkpoint):
+    """ValueError naming ``checkpoint`` unless it is a readable checkpoint (a prefix or a folder)."""
+    if checkpoint is None:
+        return None
+    path = tf.train.latest_checkpoint(checkpoint) if tf.io.gfile.isdir(checkpoint) else checkpoint
+    if not path or not tf.io.gfile.exists(f"{path}.index"):
+        raise FileNotFoundError(f"--checkpoint {checkpoint}: no checkpoint there (expected the "
+                                f"prefix of a .index file, e.g. {os.path.join(model_dir, 'ckpt-N')})")
+    try:
+        tf.train.load_checkpoint(path)
+    except (tf.errors.OpError, ValueError) as error:
+        message = str(getattr(error, "message", error)).splitlines()[0]
+        raise ValueError(f"--checkpoint {checkpoint}: not a readable checkpoint "
+                         f"({type(error).__name__}: {message})") from None
+    return path
+
+
+def _restore(model_dir, checkpoint):
+    """``checkpoints.restore_encoder`` with errors naming the checkpoint instead of tracebacks."""
+    path = _check_checkpoint(model_dir, checkpoint)
+    try:
+        return checkpoints.restore_encoder(model_dir, path)
+    except (tf.errors.OpError, AssertionError) as error:
+        message = getattr(error, "message", str(error)).splitlines()[0]
+        raise ValueError(f"{path or model_dir}: the checkpoint does not hold this model_dir's "
+                         f"encoder ({type(error).__name__}: {message})") from None
+
+
+def check_finite_weights(encoder, path):
+    """ValueError naming the first non-finite variable (a diverged run must not be exported)."""
+    for variable in encoder.weights:
+        values = np.asarray(variable.numpy())
+        if not np.isfinite(values).all():
+            name = getattr(variable, "path", None) or variable.name
+            raise ValueError(
+                f"{path}: encoder variable {name} has {int((~np.isfinite(values)).sum())} non-finite value(s) of {values.size}; "
+                "refusing to export a diverged checkpoint (pick an earlier one with --checkpoint)")
+
+
+# Temporary export folders: f".{name}.tmp-{pid}-{hex}"; older ones (no pid) are always stale.
+_TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.tmp-(?:(?P<pid>\d+)-)?[0-9a-f]{8}(?:\.old)?$")
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale_temporaries(export_dir):
+    """Removes hidden temporary folders of ``export_dir`` left by killed exports; returns them.
+
+    A folder whose writer process is still alive (a concurrent export) is left alone."""
+    export_dir = os.path.abspath(export_dir)
+    parent, name = os.path.split(export_dir)
+    removed = []
+    if not os.path.isdir(parent):
+        return removed
+    for entry in os.listdir(parent):
+        match = _TMP_PATTERN.match(entry)
+        if not match or match.group("name") != name:
+            continue
+        pid = match.group("pid")
+        if pid is not None and int(pid) != os.getpid() and _pid_alive(int(pid)):
+            continue
+        shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+        removed.append(os.path.join(parent, entry))
+    if removed:
+        log.warning("removed %d stale temporary folder(s) of killed exports: %s", len(removed),
+                    ", ".join(removed))
+    return removed
+
+
 def export(model_dir, export_dir, *, checkpoint=None, min_keypoint_score=0.0, overwrite=False):
     """Exports the encoder of ``model_dir`` to a SavedModel at ``export_dir``, atomically.
 
     The SavedModel is written to a temporary sibling directory and renamed into place only when
-    complete, so a crash never leaves a half-written directory at ``export_dir``.
+    complete, so a crash never leaves a half-written directory at ``export_dir``; temporaries of
+    killed exports are removed by the next export to the same place.
 
     Returns:
       The metadata dict.
+
+    Raises:
+      FileExistsError: ``export_dir`` exists and not ``overwrite``.
+      FileNotFoundError / ValueError: no or a bad checkpoint; non-finite weights; a bad
+        ``min_keypoint_score``.
     """
+    try:
+        min_keypoint_score = float(min_keypoint_score)
+    except (TypeError, ValueError):
+        min_keypoint_score = math.nan
+    if not math.isfinite(min_keypoint_score):
+        raise ValueError(f"--min_keypoint_score must be a finite number, got {min_keypoint_score!r}")
     if tf.io.gfile.exists(export_dir) and not overwrite:
         raise FileExistsError(f"export_dir {export_dir} exists; pass overwrite=True (--overwrite)")
-    encoder, config, path, step = checkpoints.restore_encoder(model_dir, checkpoint)
+    encoder, config, path, step = _restore(model_dir, checkpoint)
+    check_finite_weights(encoder, path)
     metadata = build_metadata(model_dir, config, path, step, min_keypoint_score)
     module = EmbeddingModule(encoder, metadata, min_keypoint_score)
     if "://" not in export_dir:  # gs://… paths are absolute already
         export_dir = os.path.abspath(export_dir)
     parent = os.path.dirname(export_dir)
     tf.io.gfile.makedirs(parent)
-    tmp = os.path.join(parent, f".{os.path.basename(export_dir)}.tmp-{uuid.uuid4().hex[:8]}")
+    clean_stale_temporaries(export_dir)
+    tmp = os.path.join(parent, f".{os.path.basename(export_dir)}.tmp-{os.getpid()}-"
+                               f"{uuid.uuid4().hex[:8]}")
     try:
         signatures = {
             "serving_default": module.embed,
@@ -157,10 +254,23 @@ def export(model_dir, export_dir, *, checkpoint=None, min_keypoint_score=0.0, ov
     return metadata
 
 
-def load_export(export_dir):
-    """Loads an export with TensorFlow; returns (loaded module, metadata dict)."""
+def load_export(export_dir, *, trust_export=False):
+    """Loads an export with TensorFlow; returns (loaded module, metadata dict).
+
+    Its ops are checked against the allow-list (:func:`cv_mim.serving.export_ops.check_export_ops`)
+    *before* ``tf.saved_model.load``, unless ``trust_export``."""
     if not tf.io.gfile.exists(os.path.join(export_dir, "saved_model.pb")):
         raise FileNotFoundError(f"{export_dir} is not a SavedModel directory (no saved_model.pb)")
+    export_ops.check_export_ops(export_dir, trust_export=trust_export)
     loaded = tf.saved_model.load(export_dir)
-    metadata = json.loads(loaded.metadata().numpy().decode("utf-8"))
+    missing = [s for s in ("embed_with_scores",) if s not in loaded.signatures]
+    if missing or not hasattr(loaded, "metadata"):
+        raise ValueError(f"{export_dir}: not a cv_mim.export SavedModel (no metadata() or "
+                         f"signature(s) {missing or ['metadata']})")
+    try:
+        metadata = json.loads(loaded.metadata().numpy().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, AttributeError) as error:
+        raise ValueError(f"{export_dir}: unreadable export metadata ({error})") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{export_dir}: export metadata must be a JSON object")
     return loaded, metadata

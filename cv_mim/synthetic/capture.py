@@ -1,4 +1,8 @@
-"""cv_mim.synthetic.capture (split from cv_mim.data.synthetic)."""
+"""How the synthetic world is filmed: look-at cameras, view labels, occlusion and detector noise.
+
+Numpy only. Every random stream is a ``numpy.random.Generator`` keyed by integers (:func:`rng`), so the
+world is a pure function of its seed.
+"""
 
 from __future__ import annotations
 

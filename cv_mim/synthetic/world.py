@@ -91,6 +91,9 @@ NTU_FACING_CAMERA = {1: 2, 2: 3}  # replication -> camera the performer faces
 
 
 # Kinect v2 intrinsics fitted to the real sample files (pinhole; colour 1920x1080, depth 512x424).
+# The written colorX = cx + f·x/z is a MIRROR image (camera x = the camera's left), exactly as in the
+# real files, so synthetic and real files share one convention and one reader; the reader
+# (data.ntu_rgbd.unmirror_color) turns both into camera images.
 KINECT_COLOR = {"f": 1050.0, "c": (960.0, 540.0), "size": (1920, 1080)}
 
 

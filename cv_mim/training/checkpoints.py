@@ -1,4 +1,4 @@
-"""cv_mim.training.checkpoints (split from cv_mim.train_lib, cv_mim.pretrain_lib)."""
+"""Checkpoints and ``model_config.json``: the one checkpoint layout, and restoring the encoder alone."""
 
 import dataclasses
 import json
@@ -8,7 +8,7 @@ from typing import Dict
 import tensorflow as tf
 
 from cv_mim.algorithms import config as config_lib
-from cv_mim.algorithms import registry
+from cv_mim.algorithms import contract
 
 
 def make_checkpoint(algorithm, optimizers: Dict[str, tf.keras.optimizers.Optimizer], step):
@@ -66,14 +66,16 @@ def restore_encoder(model_dir, checkpoint=None):
     path = checkpoint or tf.train.latest_checkpoint(model_dir)
     if not path:
         raise FileNotFoundError(f"no checkpoint in {model_dir}")
-    algorithm = registry.get_algorithm(config).build()
+    # Only the encoder is built: Q, D, the local branch and the decoder stay in the checkpoint.
+    encoder = contract.encoder_from_config(config)
+    encoder(tf.zeros([1, config.num_joints, 2]), training=False)
     step = tf.Variable(0, dtype=tf.int64, trainable=False)
-    ckpt = tf.train.Checkpoint(model=tf.train.Checkpoint(encoder=algorithm.encoder), step=step)
+    ckpt = tf.train.Checkpoint(model=tf.train.Checkpoint(encoder=encoder), step=step)
     status = ckpt.restore(path)
     status.expect_partial()
     # The encoder's every variable must have come from the checkpoint.
     status.assert_existing_objects_matched()
-    return algorithm.encoder, config, path, int(step.numpy())
+    return encoder, config, path, int(step.numpy())
 
 
 class NonFiniteWeightsError(FloatingPointError):

@@ -1,4 +1,5 @@
-"""cv_mim.training.sources (split from cv_mim.pipelines, cv_mim.pretrain_lib)."""
+"""Pretraining data: the on-disk formats (Human3.6M layout, the authors' TFRecords) to a
+:class:`~cv_mim.pipeline.PairSource` of multi-view 2D poses and normalised canonical 3D poses."""
 
 import numpy as np
 
