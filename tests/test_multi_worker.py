@@ -44,9 +44,12 @@ def _weights(model_dir):
 @pytest.mark.slow
 @pytest.mark.multidevice
 def test_two_workers_match_one_process_and_only_the_chief_writes(tmp_path):
-    """Tolerance: 1e-5 relative on every loss of every step and 1e-5 absolute on every encoder weight
-    (the gradient all-reduce sums two half-batch gradients in another order than one full batch;
-    BatchNorm is synchronised and the losses use global negatives, so nothing else differs)."""
+    """At the default dropout (0.25; masks are functions of the step seed and the global example
+    index, so both layouts draw the same masks). Tolerance: 1e-5 relative or 1e-5 absolute on every
+    loss of every step (absolute for small terms that are differences of large ones, e.g. the CLUB
+    bound ≈ 0.06 from terms ≈ 10; measured 1.4e-6 at step 3) and 1e-5 absolute on every encoder
+    weight: the gradient all-reduce sums two half-batch gradients in another order than one full
+    batch; BatchNorm is synchronised and the losses use global negatives, so nothing else differs."""
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     model_dir = tmp_path / "mw"
@@ -81,7 +84,7 @@ def test_two_workers_match_one_process_and_only_the_chief_writes(tmp_path):
     assert [r["step"] for r in rows] == [r["step"] for r in ref_rows] == list(range(1, STEPS + 1))
     for row, ref_row in zip(rows, ref_rows):
         for key, value in ref_row.items():
-            assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-6), (row["step"], key)
+            assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-5), (row["step"], key)
     assert tf.train.latest_checkpoint(str(model_dir)).endswith(f"ckpt-{STEPS}")
     w, w_ref = _weights(str(model_dir)), _weights(str(single_dir))
     assert w.keys() == w_ref.keys() and w
