@@ -57,7 +57,10 @@ flags.DEFINE_integer("num_steps", 5_000_000, "Training steps.")
 flags.DEFINE_float("learning_rate", 0.02, "AdaGrad learning rate.")
 flags.DEFINE_integer("seed", 0, "Seed of weights, data order and augmentation.")
 flags.DEFINE_bool("mixed_precision", False, "bfloat16 compute (mixed_bfloat16 policy).")
-flags.DEFINE_bool("jit_compile", False, "XLA-compile the step (single replica).")
+flags.DEFINE_bool("jit_compile", False, "XLA-compile the step (one replica only; refused with "
+                  "more, where the cross-replica sums are not compiled).")
+flags.DEFINE_integer("steps_per_loop", 1, "Steps per compiled call (no host sync between them); a "
+                     "call never crosses a summary, checkpoint or log step, so the curve is the same.")
 flags.DEFINE_bool("run_eagerly", False, "Run the step eagerly (debugging).")
 # Run.
 flags.DEFINE_string("model_dir", None, "Output directory (checkpoints, config, events).")
@@ -109,6 +112,9 @@ def _check_writable(model_dir):
 @cli.friendly_errors
 def main(argv):
     cli.start(argv)
+    # The strategy comes first: a multi-worker strategy configures collectives at start-up, which
+    # fails once any TensorFlow op (the data loading's) has run.
+    strategy = distribution.create_strategy(FLAGS.strategy)
     try:
         config = model_config_from_flags()
     except ValueError as err:
@@ -119,16 +125,16 @@ def main(argv):
         cameras=FLAGS.cameras, subjects=FLAGS.subjects, unit=FLAGS.unit,
         tfrecord_pattern=FLAGS.tfrecord_pattern, use_2d_file=FLAGS.use_2d_file)
     try:
-        _train(config, source)
-    except loop.NonFiniteLossError as err:  # the loop's NaN stop: one line, not a traceback
-        raise ValueError(f"training stopped: {err}") from None
+        _train(config, source, strategy)
+    except (loop.NonFiniteLossError, loop.NonFiniteWeightsError) as err:
+        raise ValueError(f"training stopped: {err}") from None  # one line, exit 2
 
 
-def _train(config, source):
+def _train(config, source, strategy):
     loop.run(
         model_dir=FLAGS.model_dir, config=config, source=source, batch_size=FLAGS.batch_size,
         num_steps=FLAGS.num_steps, learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
-        strategy=FLAGS.strategy, init_checkpoint=FLAGS.init_checkpoint,
+        strategy=strategy, steps_per_loop=FLAGS.steps_per_loop, init_checkpoint=FLAGS.init_checkpoint,
         augmentation=FLAGS.augmentation, keypoint_dropout_rate=FLAGS.keypoint_dropout_rate,
         summary_every=FLAGS.summary_every,
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,

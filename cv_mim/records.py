@@ -36,8 +36,8 @@ def write_json(path, payload):
 
 def write_results(output_dir, results, json_name, table, table_name, heading=""):
     """Writes a run's results JSON and its Markdown table into ``output_dir`` and logs the table."""
-    os.makedirs(output_dir, exist_ok=True)
+    tf.io.gfile.makedirs(output_dir)
     write_json(os.path.join(output_dir, json_name), results)
-    with open(os.path.join(output_dir, table_name), "w", encoding="utf-8") as f:
+    with tf.io.gfile.GFile(os.path.join(output_dir, table_name), "w") as f:
         f.write((heading + "\n\n" if heading else "") + table + "\n")
     log.info("\n%s", table)

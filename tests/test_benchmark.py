@@ -5,6 +5,11 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
+
+from cv_mim.algorithms import config as config_lib
+from cv_mim.algorithms import registry
+from cv_mim.report import benchmark
 
 
 @pytest.mark.slow
@@ -19,13 +24,47 @@ def test_benchmark_prints_one_table(tmp_path):
     table = [l for l in proc.stdout.splitlines() if l.startswith("|")]
     assert table[0].startswith("| figure | value | other processes' CPU")
     names = " ".join(table)
-    for text in ("fp32 matmul peak", "bf16 matmul peak", "step cv_mim fp32", "step cv_mim bf16",
+    for text in ("fp32 matmul peak (4096²)", "bf16 matmul peak", "step cv_mim fp32",
+                 "step cv_mim bf16", "matmul floor cv_mim fp32", "matmul floor cv_mim bf16",
+                 "x its fp32 matmul floor", "x its bf16 matmul floor", "x the fp32 step",
                  "step dim fp32", "input pipeline", "SavedModel inference, batch 4096"):
-        assert text in names
+        assert text in names, text
     results = json.loads(out.read_text())
-    assert results["step"]["cv_mim/fp32"]["ms_per_step"] > 0
+    step = results["step"]["cv_mim/fp32"]
+    assert step["ms_per_step"] > 0 and step["matmul_floor_ms"] > 0
+    assert step["multiple_of_floor"] == pytest.approx(step["ms_per_step"] / step["matmul_floor_ms"])
+    assert results["step"]["cv_mim/bf16"]["speedup_vs_fp32"] == pytest.approx(
+        step["ms_per_step"] / results["step"]["cv_mim/bf16"]["ms_per_step"])
     assert results["pipeline"]["headroom"] > 0
     assert set(results["inference"]) == {"1", "256", "4096"}
     with pytest.raises(subprocess.CalledProcessError):
         subprocess.run([sys.executable, "-m", "cv_mim.benchmark", "--sections=nonsense"],
                        check=True, capture_output=True, timeout=300)
+
+
+def test_step_flop_counts_every_network_call_the_step_makes():
+    """The reconstruction baselines decode four times per step (self and cross, both views); CV-MIM
+    runs E and the local branch once per view. FLOP = 2 (per MAC) × 3 (fwd + bwd) × Σ rows · in · out."""
+    anchor, positive = benchmark.random_pairs(8)
+    for name, expected in (("autoencoder", {"encoder": 2, "decoder": 4}),
+                           ("cv_mim", {"encoder": 2, "local_branch": 2})):
+        tf.keras.utils.set_random_seed(0)
+        alg = registry.get_algorithm(config_lib.ModelConfig(algorithm=name, hidden_dim=16)).build()
+        calls = benchmark.network_calls(alg, anchor, positive)
+        counts = {n: sum(1 for c, _ in calls if c == n) for n in expected}
+        assert counts == expected
+        assert all(rows == 8 for _, rows in calls)
+        by_hand = sum(rows * int(v.shape[0]) * int(v.shape[1]) for n, rows in calls
+                      for v in alg.networks[n].trainable_variables
+                      if v.path.endswith("kernel") and len(v.shape) == 2)
+        assert benchmark.step_flop(alg, calls) == 6 * by_hand
+    # The wrappers are removed again: the networks still work and count nothing new.
+    assert alg.encoder(anchor, training=False)["pose_embedding"].shape == (8, 32)
+
+
+def test_peak_memory_is_the_childs_own_not_inherited_from_this_process():
+    """ru_maxrss survives fork + exec on Linux, so two children of a big parent both read the parent's
+    peak; VmHWM is the child's own. A 300 MB allocation must show, an idle child must not."""
+    idle, _ = benchmark.peak_rss_of("pass")
+    big, _ = benchmark.peak_rss_of("import numpy as np\nx = np.ones(300 * 2**20 // 8)\nx += 1")
+    assert idle < 100 and big - idle > 280, (idle, big)

@@ -15,6 +15,7 @@ from cv_mim.keypoints import normalization
 from cv_mim.serving import export as export_lib
 from cv_mim.training import checkpoints
 from cv_mim.training import distribution
+from cv_mim.training import locking
 from cv_mim.training import loop
 from cv_mim.training import sources
 
@@ -153,32 +154,34 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     assert tf.train.latest_checkpoint(str(model_dir)).endswith(f"ckpt-{killed_at + 5}")
 
 
-def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path, source, monkeypatch):
+def test_nan_stop_keeps_only_checkpoints_whose_weights_gave_finite_losses(tmp_path, source):
+    """A huge learning rate: step 3's update makes weights ~1e30 (finite, saved as ckpt-3 by the old
+    code), and step 4's loss, computed with them, is non-finite. ckpt-3 must go; ckpt-2 is kept."""
     model_dir = str(tmp_path / "nan")
     cfg = _small_config()
     loop.run(model_dir=model_dir, config=cfg, source=source, batch_size=16, num_steps=2,
-                     checkpoint_every=1)
-    # Inject a fault: the step's D loss turns NaN at the second step of the resumed run.
-    real_make = distribution.make_train_step
-
-    def faulty_make(*args, **kwargs):
-        step_fn = real_make(*args, **kwargs)
-        calls = []
-
-        def step(*a):
-            out = step_fn(*a)
-            calls.append(1)
-            if len(calls) == 2:
-                out["discriminator"]["total_loss"] = tf.constant(float("nan"))
-            return out
-        return step
-
-    monkeypatch.setattr(distribution, "make_train_step", faulty_make)
+             checkpoint_every=1)
     with pytest.raises(loop.NonFiniteLossError,
-                       match=r"loss discriminator/total_loss became nan at step 4 .*ckpt-2"):
-        loop.run(model_dir=model_dir, config=cfg, source=source, batch_size=16,
-                         num_steps=50, checkpoint_every=1000)
+                       match=r"became non-finite at step 4 .*last good checkpoint .*ckpt-2\)"):
+        loop.run(model_dir=model_dir, config=cfg, source=source, batch_size=16, num_steps=50,
+                 checkpoint_every=1, learning_rate=1e30)
     assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-2")
+    assert not tf.io.gfile.glob(os.path.join(model_dir, "ckpt-3*"))
+    # The kept checkpoint resumes (its weights are finite) and the run can continue.
+    summary = loop.run(model_dir=model_dir, config=cfg, source=source, batch_size=16, num_steps=3)
+    assert summary["start_step"] == 2 and np.isfinite(summary["final_losses"]["encoder/total_loss"])
+
+
+def test_save_if_finite_refuses_non_finite_weights(tmp_path):
+    v = tf.Variable([1.0, 2.0], name="w")
+    counter = tf.Variable(0, dtype=tf.int64)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=v, c=counter), str(tmp_path), 3)
+    assert checkpoints.save_if_finite(manager, [v, counter], 1).endswith("ckpt-1")
+    for bad in (np.nan, np.inf):
+        v.assign([1.0, bad])
+        with pytest.raises(checkpoints.NonFiniteWeightsError, match=r"step 2 \(w.*ckpt-1"):
+            checkpoints.save_if_finite(manager, [v, counter], 2)
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-1")
 
 
 def test_resume_uses_the_requested_learning_rate(tmp_path, source):
@@ -281,3 +284,137 @@ def test_binary_bad_input_is_one_clear_line_not_a_traceback(tmp_path):
     assert proc.returncode == 2
     assert "error: data_3d file not found: /nonexistent/data_3d_h36m.npz" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_config_mismatch_leaves_the_original_flags_json(tmp_path, source):
+    model_dir = str(tmp_path / "m")
+    loop.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,
+             num_steps=1, flags_record={"run": "original"})
+    with pytest.raises(ValueError, match="describes a different model"):
+        loop.run(model_dir=model_dir, config=_small_config(pose_dim=16, view_dim=16), source=source,
+                 batch_size=16, num_steps=2, flags_record={"run": "mistake"})
+    assert json.load(open(os.path.join(model_dir, "flags.json"))) == {"run": "original"}
+    assert checkpoints.load_model_config(model_dir) == _small_config()
+
+
+def test_steps_per_loop_gives_the_same_curve_bit_for_bit(tmp_path, source):
+    """Default dropout, 10 steps: steps_per_loop=1, 3 and 10 write identical metrics.jsonl files (the
+    compiled loop body is the same graph; seeds come from the step variable in the graph)."""
+    texts = []
+    for spl in (1, 3, 10):
+        model_dir = str(tmp_path / f"spl{spl}")
+        loop.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,
+                 num_steps=10, summary_every=5, checkpoint_every=10, log_every=10,
+                 steps_per_loop=spl, seed=1)
+        texts.append(open(os.path.join(model_dir, "metrics.jsonl")).read())
+        assert [json.loads(l)["step"] for l in texts[-1].splitlines()] == [5, 10]
+    assert texts[0] == texts[1] == texts[2]
+
+
+def test_next_stop_never_crosses_a_summary_checkpoint_or_log_step():
+    assert loop._next_stop(0, 100, 1000, (7, 50, 30)) == 7
+    assert loop._next_stop(7, 100, 1000, (7, 50, 30)) == 14
+    assert loop._next_stop(28, 100, 1000, (7, 50, 30)) == 30
+    assert loop._next_stop(98, 100, 1000, (70, 500, 300)) == 100
+    assert loop._next_stop(10, 100, 4, (70, 500, 300)) == 14
+
+
+def _corrupt(path, how):
+    data = open(path, "rb").read()
+    if how == "truncate":
+        open(path, "wb").write(data[:len(data) // 2])
+    else:  # flip bytes in the middle: the tensor CRCs no longer match
+        mid = len(data) // 2
+        open(path, "wb").write(data[:mid] + bytes(b ^ 0xFF for b in data[mid:mid + 16])
+                               + data[mid + 16:])
+
+
+@pytest.mark.parametrize("how,part", [("truncate", "data-00000-of-00001"), ("flip", "data-00000-of-00001"),
+                                      ("truncate", "index")])
+def test_corrupted_newest_checkpoint_falls_back_to_newest_intact(tmp_path, source, caplog, how,
+                                                                 part):
+    model_dir = str(tmp_path / "m")
+    cfg = _small_config()
+    loop.run(model_dir=model_dir, config=cfg, source=source, batch_size=16, num_steps=4,
+             checkpoint_every=2)
+    _corrupt(os.path.join(model_dir, f"ckpt-4.{part}"), how)
+    with caplog.at_level("WARNING", logger="cv_mim.pretrain"):
+        summary = loop.run(model_dir=model_dir, config=cfg, source=source, batch_size=16,
+                           num_steps=5)
+    assert summary["start_step"] == 2 and summary["final_step"] == 5
+    assert any("ckpt-4" in r.message and "ckpt-2" in r.message and r.levelname == "WARNING"
+               for r in caplog.records), [r.message for r in caplog.records]
+
+
+def test_every_checkpoint_unreadable_is_an_error_not_a_fresh_start(tmp_path, source):
+    model_dir = str(tmp_path / "m")
+    loop.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,
+             num_steps=1)
+    _corrupt(os.path.join(model_dir, "ckpt-1.index"), "truncate")
+    with pytest.raises(ValueError, match="no intact checkpoint in .*ckpt-1"):
+        loop.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,
+                 num_steps=2)
+
+
+def test_model_dir_lock_refuses_a_live_holder_and_reclaims_a_dead_one(tmp_path, source):
+    import socket  # pylint: disable=import-outside-toplevel
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (model_dir / ".lock").write_text(json.dumps({"host": socket.gethostname(),
+                                                     "pid": holder.pid}))
+        with pytest.raises(locking.ModelDirLockedError,
+                           match=rf"in use by another run \(process {holder.pid} "):
+            loop.run(model_dir=str(model_dir), config=_small_config(), source=source,
+                     batch_size=16, num_steps=1)
+        assert not (model_dir / "model_config.json").exists()  # refused before writing anything
+    finally:
+        holder.kill()
+        holder.wait()
+    summary = loop.run(model_dir=str(model_dir), config=_small_config(), source=source,
+                       batch_size=16, num_steps=1)  # the holder is dead: stale lock reclaimed
+    assert summary["final_step"] == 1
+    assert not (model_dir / ".lock").exists()  # released at the end
+
+
+def test_resume_drops_metrics_rows_and_events_past_the_restored_step(tmp_path, source):
+    model_dir = str(tmp_path / "m")
+    kwargs = dict(config=_small_config(), source=source, batch_size=16, summary_every=1,
+                  checkpoint_every=2, log_every=10)
+    loop.run(model_dir=model_dir, num_steps=3, **kwargs)  # rows 1..3, checkpoints 2 and 3
+    tf.io.gfile.remove(os.path.join(model_dir, "ckpt-3.index"))  # as if killed after step 3's row
+    with open(os.path.join(model_dir, "metrics.jsonl"), "a") as f:
+        f.write('{"step": 4, "encoder/tot')  # a torn row of a killed run
+    loop.run(model_dir=model_dir, num_steps=5, **kwargs)
+    steps = [json.loads(l)["step"] for l in open(os.path.join(model_dir, "metrics.jsonl"))]
+    assert steps == [1, 2, 3, 4, 5]
+    tb_steps = [s for s, _ in _events(model_dir)["train/encoder/total_loss"]]
+    assert sorted(tb_steps) == [1, 2, 3, 4, 5]
+
+
+def test_jit_compile_with_several_replicas_is_refused_not_silently_dropped(tmp_path, source):
+    import types  # pylint: disable=import-outside-toplevel
+    two_replicas = types.SimpleNamespace(num_replicas_in_sync=2)
+    with pytest.raises(ValueError, match="--jit_compile works with one replica only .*has 2"):
+        loop.run(model_dir=str(tmp_path / "m"), config=_small_config(), source=source,
+                 batch_size=16, num_steps=1, strategy=two_replicas, jit_compile=True)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(learning_rate=-0.1), "learning_rate must be a positive finite number"),
+    (dict(learning_rate=float("nan")), "learning_rate must be a positive finite number"),
+    (dict(steps_per_loop=0), "steps_per_loop must be positive"),
+])
+def test_bad_loop_arguments_are_refused(tmp_path, source, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        loop.run(model_dir=str(tmp_path / "m"), config=_small_config(), source=source,
+                 batch_size=16, num_steps=1, **kwargs)
+
+
+def test_model_dir_that_cannot_be_created_is_a_clear_error(tmp_path, source):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="model_dir .*file/m cannot be created"):
+        loop.run(model_dir=str(tmp_path / "file" / "m"), config=_small_config(), source=source,
+                 batch_size=16, num_steps=1)

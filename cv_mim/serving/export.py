@@ -243,7 +243,8 @@ def export(model_dir, export_dir, *, checkpoint=None, min_keypoint_score=0.0, ov
     check_finite_weights(encoder, path)
     metadata = build_metadata(model_dir, config, path, step, min_keypoint_score)
     module = EmbeddingModule(encoder, metadata, min_keypoint_score)
-    export_dir = os.path.abspath(export_dir)
+    if "://" not in export_dir:  # gs://… paths are absolute already
+        export_dir = os.path.abspath(export_dir)
     parent = os.path.dirname(export_dir)
     tf.io.gfile.makedirs(parent)
     clean_stale_temporaries(export_dir)
@@ -259,18 +260,19 @@ def export(model_dir, export_dir, *, checkpoint=None, min_keypoint_score=0.0, ov
             "embed_coco17_threshold": module.embed_coco17_threshold,
         }
         tf.saved_model.save(module, tmp, signatures=signatures)
-        with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as f:
-            json.dump(metadata, f, indent=2, sort_keys=True, default=str)
-        if os.path.exists(export_dir):
+        # tf.io.gfile throughout, so gs:// export dirs work end to end.
+        with tf.io.gfile.GFile(os.path.join(tmp, METADATA_FILE), "w") as f:
+            f.write(json.dumps(metadata, indent=2, sort_keys=True, default=str))
+        if tf.io.gfile.exists(export_dir):
             old = f"{tmp}.old"
-            os.rename(export_dir, old)
-            os.rename(tmp, export_dir)
-            shutil.rmtree(old, ignore_errors=True)
+            tf.io.gfile.rename(export_dir, old)
+            tf.io.gfile.rename(tmp, export_dir)
+            tf.io.gfile.rmtree(old)
         else:
-            os.rename(tmp, export_dir)
+            tf.io.gfile.rename(tmp, export_dir)
     finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.rmtree(tmp)
     log.info("exported %s (step %d) to %s", config.algorithm, step, export_dir)
     return metadata
 

@@ -76,3 +76,101 @@ def restore_encoder(model_dir, checkpoint=None):
     # The encoder's every variable must have come from the checkpoint.
     status.assert_existing_objects_matched()
     return encoder, config, path, int(step.numpy())
+
+
+class NonFiniteWeightsError(FloatingPointError):
+    """Weights about to be saved are NaN or inf (nothing is saved)."""
+
+
+def list_checkpoints(model_dir):
+    """The checkpoint prefixes in ``model_dir``, oldest first.
+
+    From the ``checkpoint`` state file; if that is missing or unreadable, from the ``ckpt-<n>.index``
+    files on disk (so a damaged state file does not hide intact checkpoints).
+    """
+    try:
+        state = tf.train.get_checkpoint_state(model_dir)
+    except (tf.errors.OpError, ValueError):  # text_format parse errors are ValueError subclasses
+        state = None
+    if state is not None and state.all_model_checkpoint_paths:
+        paths = [p if os.path.isabs(p) or "://" in p else os.path.join(model_dir, p)
+                 for p in state.all_model_checkpoint_paths]
+    else:
+        paths = [p[:-len(".index")] for p in tf.io.gfile.glob(os.path.join(model_dir, "ckpt-*.index"))]
+    return sorted(set(paths), key=checkpoint_step)
+
+
+def restore_newest_intact(checkpoint, model_dir, log):
+    """Restores ``checkpoint`` from the newest readable checkpoint of ``model_dir``.
+
+    A checkpoint whose files are truncated or corrupted (TensorFlow checks each tensor's CRC) or that
+    does not match the objects is skipped with a warning naming it and the one used instead.
+
+    Returns:
+      The restored path, or None when ``model_dir`` has no checkpoint.
+    Raises:
+      ValueError: checkpoints exist but none of them is readable.
+    """
+    candidates = list(reversed(list_checkpoints(model_dir)))
+    failures = []
+    for path in candidates:
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError,
+                RuntimeError) as err:  # what a damaged bundle raises varies by the damage
+            reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            failures.append((path, reason))
+            log.warning("checkpoint %s is unreadable (%s)", path, reason)
+            continue
+        if failures:
+            log.warning("the newest checkpoint %s is corrupted or truncated; resuming from the newest "
+                        "intact one, %s", failures[0][0], path)
+        return path
+    if failures:
+        raise ValueError(f"no intact checkpoint in {model_dir}: "
+                         + "; ".join(f"{p}: {r}" for p, r in failures))
+    return None
+
+
+def _non_finite(variables):
+    """Names of the floating-point variables holding a NaN or inf (one host transfer)."""
+    tensors = [(getattr(v, "path", v.name), tf.convert_to_tensor(v)) for v in variables]
+    tensors = [(name, t) for name, t in tensors if t.dtype.is_floating]
+    if not tensors:
+        return []
+    ok = tf.stack([tf.reduce_all(tf.math.is_finite(t)) for _, t in tensors]).numpy()
+    return [name for (name, _), fine in zip(tensors, ok) if not fine]
+
+
+def save_if_finite(manager, variables, step):
+    """Saves checkpoint ``step`` only if every weight is finite.
+
+    Raises:
+      NonFiniteWeightsError: some weight is NaN or inf (the previous checkpoints are kept).
+    """
+    bad = _non_finite(variables)
+    if bad:
+        raise NonFiniteWeightsError(
+            f"weights became non-finite at step {step} ({', '.join(bad[:5])}"
+            f"{', ...' if len(bad) > 5 else ''}); not saved — the last good checkpoint "
+            f"({manager.latest_checkpoint or 'none'}) is kept")
+    return manager.save(checkpoint_number=step)
+
+
+def drop_checkpoints_from(model_dir, first_bad_step, log):
+    """Deletes the checkpoints of ``model_dir`` at step >= ``first_bad_step`` and points the state
+    file at the newest remaining one; returns that one (or None)."""
+    paths = list_checkpoints(model_dir)
+    keep = [p for p in paths if checkpoint_step(p) < first_bad_step]
+    for path in paths:
+        if path not in keep:
+            for name in tf.io.gfile.glob(path + ".*"):
+                tf.io.gfile.remove(name)
+            log.warning("removed checkpoint %s: its weights gave a non-finite loss", path)
+    state = os.path.join(model_dir, "checkpoint")
+    if keep:
+        tf.compat.v1.train.update_checkpoint_state(
+            model_dir, keep[-1], all_model_checkpoint_paths=keep)
+    elif tf.io.gfile.exists(state):
+        tf.io.gfile.remove(state)
+    return keep[-1] if keep else None

@@ -1,10 +1,8 @@
-"""Distribution, compiled steps, checkpoints and summaries shared by the pretraining loop.
+"""TensorBoard scalars (TensorFlow alone, no tensorboard package) and the ``metrics.jsonl`` rows of a run;
+both are trimmed back to the restored step when a run resumes."""
 
-Strategies: ``default`` (one device), ``mirrored`` (all local GPUs, or the given devices) and
-``multi_worker`` (MultiWorkerMirroredStrategy; reads ``TF_CONFIG``). Model, optimizers and the checkpoint
-are created inside ``strategy.scope()``; the step runs ``algorithms.train_step`` on every replica through
-``strategy.run`` inside one ``tf.function``.
-"""
+import json
+import os
 
 import tensorflow as tf
 
@@ -42,3 +40,68 @@ def flatten_losses(nested, prefix=""):
         else:
             flat[name] = value
     return flat
+
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def append_metrics(model_dir, step, flat):
+    """Appends one JSON line ``{"step": step, **flat}`` to ``model_dir/metrics.jsonl``."""
+    with tf.io.gfile.GFile(os.path.join(model_dir, METRICS_FILE), "a") as f:
+        f.write(json.dumps({"step": int(step), **flat}) + "\n")
+
+
+def drop_metrics_after(model_dir, step):
+    """Rewrites ``metrics.jsonl`` without rows past ``step`` (and without a torn last line), so a
+    resumed run does not repeat the steps of the interrupted one. Returns the number dropped."""
+    path = os.path.join(model_dir, METRICS_FILE)
+    if not tf.io.gfile.exists(path):
+        return 0
+    with tf.io.gfile.GFile(path) as f:
+        lines = f.read().splitlines()
+    kept = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            kept.append(line)
+    if len(kept) != len(lines):
+        tmp = path + ".tmp"
+        with tf.io.gfile.GFile(tmp, "w") as f:
+            f.write("".join(line + "\n" for line in kept))
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    return len(lines) - len(kept)
+
+
+def drop_events_after(logdir, step):
+    """Rewrites the TensorBoard event files of ``logdir`` without summaries past ``step``.
+
+    A resumed run writes the steps after its checkpoint again; without this, TensorBoard would show
+    the interrupted run's rows and the resumed run's rows for the same steps. Only files that hold
+    such rows are rewritten (a torn last record of a killed run is dropped too). Returns the number
+    of events dropped.
+    """
+    from tensorflow.core.util import event_pb2  # pylint: disable=import-outside-toplevel
+    dropped = 0
+    for path in sorted(tf.io.gfile.glob(os.path.join(logdir, "events.out.tfevents.*"))):
+        kept, torn, late = [], False, 0
+        try:
+            for record in tf.data.TFRecordDataset(path):
+                raw = record.numpy()
+                event = event_pb2.Event.FromString(raw)
+                if event.HasField("summary") and event.step > step:
+                    late += 1
+                else:
+                    kept.append(raw)
+        except tf.errors.DataLossError:
+            torn = True
+        if late or torn:
+            tmp = path + ".tmp"
+            with tf.io.TFRecordWriter(tmp) as writer:
+                for raw in kept:
+                    writer.write(raw)
+            tf.io.gfile.rename(tmp, path, overwrite=True)
+            dropped += late
+    return dropped
