@@ -14,7 +14,6 @@ from cv_mim.algorithms import registry
 from cv_mim.keypoints import normalization
 from cv_mim.serving import export as export_lib
 from cv_mim.training import checkpoints
-from cv_mim.training import distribution
 from cv_mim.training import locking
 from cv_mim.training import loop
 from cv_mim.training import sources
