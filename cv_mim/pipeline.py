@@ -92,6 +92,8 @@ def make_pair_dataset(source: PairSource, *, batch_size: int, seed: int, augment
     Returns:
       tf.data.Dataset of ``(anchor, positive)``, each [batch_size, 13, 2] float32 normalised.
     """
+    # Longer than a screen on purpose: One tf.data graph; its stateless seeds are derived in one
+    # place so a batch is a function of (seed, batch index) alone.
     if augmentation not in AUGMENTATIONS:
         raise ValueError(f"augmentation must be one of {AUGMENTATIONS}, got {augmentation!r}")
     if batch_size <= 0:

@@ -50,6 +50,9 @@ class CVMIM(contract.Algorithm):
             self.optimizer_groups["discriminator"] = ["discriminator"]
 
     def compute_losses(self, anchor, positive, seed, training=True):
+        # Longer than a screen on purpose: Eq. 11 read top to bottom: one forward pass feeds the
+        # three optimizer groups' losses; split up, a dozen gathered tensors would travel between
+        # helpers (tests/test_objective.py re-derives it).
         cfg = self.config
         seeds = contract.stream_seeds(seed)
         enc_a = self.encoder(anchor, training=training, seed=seeds["encoder_anchor"])

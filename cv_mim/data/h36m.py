@@ -403,6 +403,9 @@ def load_multiview(data_3d_path, cameras_path, data_2d_path=None,
         matching it; wrong array shapes (naming subject/action/camera and the shape); different 2D and
         3D frame counts.
     """
+    # Longer than a screen on purpose: One pass over (subject, action) that validates, projects and
+    # stacks; its steps share the per-sequence state (cameras, frame stride, skip list) and each
+    # error must name the sequence.
     if int(frame_stride) != frame_stride or frame_stride < 1:
         raise ValueError(f"frame_stride must be a positive integer, got {frame_stride!r}")
     data_3d_path = os.fspath(data_3d_path)

@@ -406,6 +406,8 @@ def load_ntu_rgbd(skeleton_dir, *, actions: Iterable[int] = range(1, 50), skip_l
       ValueError: a malformed file or a ``.skeleton`` file with a bad name (naming it) when not
         skipping; no sample left.
     """
+    # Longer than a screen on purpose: Reads, selects the main actor, pads and labels every take in
+    # one pass (skip counts together).
     skeleton_dir = os.fspath(skeleton_dir)
     if not os.path.isdir(skeleton_dir):
         raise FileNotFoundError(f"NTU RGB+D skeleton directory not found: {skeleton_dir}")

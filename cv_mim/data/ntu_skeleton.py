@@ -102,6 +102,8 @@ def read_skeleton(path) -> NtuSkeleton:
         than 25, a joint row without exactly 12 numbers, a truncated file, or extra non-blank content
         after the last frame.
     """
+    # Longer than a screen on purpose: A line-by-line parser of the .skeleton grammar: one cursor
+    # and one error style (file:line); split up, the cursor would be threaded through every helper.
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"NTU RGB+D skeleton file not found: {path}")

@@ -202,6 +202,8 @@ def read_penn_mat(path) -> PennClip:
         visibility not all (T, 13) with T == ``nframes``, non-finite coordinates, an unknown view,
         ``train`` not 1 or -1, ``dimensions`` not 3 values, ``bbox`` not (Tb, 4).
     """
+    # Longer than a screen on purpose: Field-by-field validation of one .mat file, in the file's
+    # field order; each check names the field.
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Penn Action label file not found: {path}")
@@ -540,6 +542,8 @@ def load_penn_action(labels_dir, *, skip_malformed: bool = False, drop_actions: 
       ValueError: a malformed file (naming it) when ``skip_malformed`` is False; no .mat files; no
         clip left after the exclusions; bad arguments.
     """
+    # Longer than a screen on purpose: Reads, filters and resamples every clip in one pass so the
+    # skip/exclude counts stay together.
     labels_dir = os.fspath(labels_dir)
     if not os.path.isdir(labels_dir):
         raise FileNotFoundError(f"Penn Action labels directory not found: {labels_dir}")

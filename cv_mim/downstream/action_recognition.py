@@ -172,6 +172,9 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
     Returns:
       The results dict (also written to ``output_dir/results.json``).
     """
+    # Longer than a screen on purpose: The protocol as the paper states it (per training view:
+    # split, train over seeds, evaluate per test view); its results dict is built as it goes and
+    # written once.
 
     trainer.check_optimisation(steps=steps, batch_size=batch_size,
                                learning_rate=1.0 if learning_rate is None else learning_rate,

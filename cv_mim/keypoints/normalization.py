@@ -80,6 +80,8 @@ def normalize_keypoints_2d(keypoints, mask=None):
       ValueError: naming ``keypoints`` / ``mask`` and the shape, for a wrong shape or dtype; for
         non-finite present coordinates when called eagerly.
     """
+    # Longer than a screen on purpose: The authors' normalisation and its missing-joint fallbacks as
+    # one traceable graph function.
     kp = _check_static_shape(_to_float_tensor(keypoints, "keypoints"), "keypoints", profiles.NUM_JOINTS, 2)
     if mask is None:
         present = tf.ones_like(kp[..., 0], dtype=tf.bool)

@@ -276,6 +276,8 @@ def forward_kinematics(angles: np.ndarray, subject: Subject, *, facing=0.0, root
     Raises:
       ValueError: wrong angle array shape, non-finite angles, or an unknown ground mode.
     """
+    # Longer than a screen on purpose: One kinematic chain, root to extremities: each segment's
+    # frame depends on its parent's.
     angles = np.asarray(angles, dtype=np.float64)
     if angles.ndim != 2 or angles.shape[1] != NUM_DOFS:
         raise ValueError(f"angles must have shape (T, {NUM_DOFS}), got {angles.shape}")

@@ -676,6 +676,8 @@ def sample_take(motion_name: str, rng: np.random.Generator, *, num_frames: int, 
     Returns:
       A `Take`.
     """
+    # Longer than a screen on purpose: One take's random draws in a fixed order (the world is a pure
+    # function of its seed: reordering the draws across helpers would change every world).
     if motion_name not in MOTIONS:
         raise ValueError(f"unknown motion {motion_name!r}; known: {sorted(MOTIONS)}")
     if mode not in ("clip", "sequence"):

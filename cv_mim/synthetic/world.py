@@ -382,6 +382,8 @@ def _ntu_setup(seed: int, setup: int) -> dict:
 
 
 def _ntu_take(seed, performer, person, setup_id, setup, code, replication, size, noise):
+    # Longer than a screen on purpose: One take's random draws in a fixed order (see sample_take);
+    # the writer fields follow the format.
     motion = motions.NTU_ACTIONS[code]
     rng = capture.rng(seed, _STREAM_NTU_TAKE, performer, code, replication)
     lo, hi = size.ntu_frames
@@ -550,6 +552,8 @@ def generate_world(output_dir, *, seed: int = 0, size="default", noise: bool = T
       The manifest dict (also written to ``output_dir/manifest.json``, which is identical for the
       same arguments; the returned dict adds ``generation_seconds``).
     """
+    # Longer than a screen on purpose: The world driver: sizes, the three formats and the manifest,
+    # in the order the seed streams are drawn (reordering would change every world).
     started = time.perf_counter()
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
