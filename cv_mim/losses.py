@@ -33,24 +33,6 @@ def _indicator(positive_indicator, batch_size):
     return tf.cast(positive_indicator, tf.float32)
 
 
-def critic_scores(local, global_):
-    """Encode-and-dot-product critic f of Eq. 6 [17]: S[i, j] = ⟨local_i, global_j⟩.
-
-    Args:
-      local: [B, D] (or [B, N, D], averaged over N positions) features of the first variable.
-      global_: [B, D] (or [B, N, D]) features of the second variable.
-    Returns:
-      [B, B] scores; no normalisation, temperature or learned head (fact sheet §3.1).
-    """
-    local = tf.convert_to_tensor(local, tf.float32)
-    global_ = tf.convert_to_tensor(global_, tf.float32)
-    if local.shape.rank == 3:
-        # Average of scores over local/global positions = score of the position means.
-        local = tf.reduce_mean(local, axis=1)
-    if global_.shape.rank == 3:
-        global_ = tf.reduce_mean(global_, axis=1)
-    return tf.matmul(local, global_, transpose_b=True)
-
 
 def positive_expectation(scores, measure="jsd"):
     """E_P[·] term of the f-divergence lower bound for positive-pair scores."""
@@ -89,7 +71,8 @@ def negative_expectation(scores, measure="jsd"):
 def fenchel_dual_loss(local, global_, measure="jsd", positive_indicator=None):
     """Contrastive f-divergence MI loss; with ``measure="jsd"`` this is L_MI of Eq. 6.
 
-    loss = mean_{(i,j) negative} E⁻(S_ij) − mean_{(i,j) positive} E⁺(S_ij), S = critic_scores.
+    loss = mean_{(i,j) negative} E⁻(S_ij) − mean_{(i,j) positive} E⁺(S_ij),
+    S[i, j] = ⟨local_i, global_j⟩ (the dot-product critic f of Eq. 6, no normalisation).
 
     For JSD, E⁺(s) = log 2 − ρ(−s) and E⁻(s) = ρ(s) − log 2 with ρ = softplus, so the loss equals
     Eq. 6, E_pos[ρ(−f)] + E_neg[ρ(f)], minus the constant 2·log 2; −loss is the Jensen–Shannon MI

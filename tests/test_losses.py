@@ -287,14 +287,6 @@ def test_expectations_match_numpy_elementwise():
                                    rtol=1e-5, atol=1e-5, err_msg=measure)
 
 
-def test_critic_scores_are_plain_dot_products():
-    rng = np.random.default_rng(8)
-    local, global_ = _rand(rng, 3, 4), _rand(rng, 5, 4)
-    expected = np.array([[sum(float(local[i, d]) * float(global_[j, d]) for d in range(4))
-                          for j in range(5)] for i in range(3)])
-    np.testing.assert_allclose(losses.critic_scores(local, global_), expected, rtol=1e-5,
-                               atol=1e-6)
-
 
 # ---------------------------------------------------------------------------------------------
 # InfoNCE.

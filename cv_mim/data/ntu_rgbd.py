@@ -79,7 +79,19 @@ CROSS_VIEW_TEST_CAMERAS = (1,)
 NTU_VIEWS = ((1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2))
 
 
-NTU_VIEW_NAMES = tuple(f"C{c}R{r}" for c, r in NTU_VIEWS)
+
+
+def view_name(camera: int, replication: int) -> str:
+    """The (camera, replication) view's name, e.g. ``"C2R1"`` (the paper's single-shot columns)."""
+    return f"C{camera}R{replication}"
+
+
+def subject_name(performer: int) -> str:
+    """A performer's subject label, e.g. ``"P008"`` (the file-name field)."""
+    return f"P{performer:03d}"
+
+
+NTU_VIEW_NAMES = tuple(view_name(c, r) for c, r in NTU_VIEWS)
 
 
 DEFAULT_NUM_FRAMES = 300

@@ -121,7 +121,7 @@ def _load_ntu(path, o):
     return _clip_set(
         ds.keypoints, ds.mask, ds.clip_ids, ds.labels, ds.class_names,
         [ntu_rgbd.NTU_VIEW_NAMES[v] if v >= 0 else "" for v in views], blank(len(ds)),
-        [f"P{p:03d}" for p in ds.performers],
+        [ntu_rgbd.subject_name(p) for p in ds.performers],
         info={"num_skipped": ds.num_skipped, "skipped": ds.skipped, "excluded": list(ds.excluded)},
         ntu_fields={k: np.asarray(getattr(ds, k), np.int64)
                     for k in ("setups", "cameras", "performers", "replications")})

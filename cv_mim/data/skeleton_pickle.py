@@ -94,8 +94,8 @@ def load_skeleton_pickle(path, *, split_prefix=None):
             fields["label"] = int(ann["label"])
         try:
             ntu = ntu_rgbd.parse_ntu_filename(name)
-            fields["subject"] = f"P{ntu.performer:03d}"
-            fields["view"] = f"C{ntu.camera}R{ntu.replication}"
+            fields["subject"] = ntu_rgbd.subject_name(ntu.performer)
+            fields["view"] = ntu_rgbd.view_name(ntu.camera, ntu.replication)
         except ValueError:
             pass
         clips.append(detections.DetectionClip(

@@ -123,7 +123,7 @@ def splits(emb, setting, *, train_view=None, benchmark="cross_subject"):
     if setting == "single_shot":
         out = {}
         for view, sp in ntu_rgbd.single_shot_splits(names).items():
-            name = f"C{view[0]}R{view[1]}"
+            name = ntu_rgbd.view_name(*view)
             if train_view and name != train_view.upper().replace("-", ""):
                 continue
             out[name] = (sp.train, sp.test)

@@ -47,10 +47,13 @@ DEFAULT_MARGIN = 0.15
 
 
 # Canonical (left, right) limb segments compared by the symmetry test.
-_SYMMETRIC_SEGMENTS = (((1, 3), (2, 4)), ((3, 5), (4, 6)), ((7, 9), (8, 10)), ((9, 11), (10, 12)))
-
-
-_HEAD, _LS, _RS, _LH, _RH, _LA, _RA = 0, 1, 2, 7, 8, 11, 12
+_J = profiles.JOINT_NAMES.index
+_SYMMETRIC_SEGMENTS = tuple(
+    ((_J(f"left_{a}"), _J(f"left_{b}")), (_J(f"right_{a}"), _J(f"right_{b}")))
+    for a, b in (("shoulder", "elbow"), ("elbow", "wrist"), ("hip", "knee"), ("knee", "ankle")))
+_HEAD, _LS, _RS, _LH, _RH, _LA, _RA = (_J(n) for n in (
+    "head", "left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_ankle",
+    "right_ankle"))
 
 
 class LayoutError(ValueError):

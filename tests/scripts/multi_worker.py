@@ -10,7 +10,6 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow as tf  # pylint: disable=wrong-import-position
 
 from cv_mim.training import distribution  # pylint: disable=wrong-import-position
 
