@@ -19,6 +19,8 @@ from typing import Dict
 
 import tensorflow as tf
 
+from cv_mim import checks
+
 keras = tf.keras
 
 FUSIONS = ("moe", "poe", "cat")
@@ -151,14 +153,12 @@ class _ResidualTrunk(keras.layers.Layer):
 
 def _check_positive(**values):
     for name, value in values.items():
-        if int(value) <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        checks.positive_int(value, name)
 
 
 def _check_non_negative(**values):
     for name, value in values.items():
-        if int(value) < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        checks.non_negative_int(value, name)
 
 
 class Encoder(keras.Model):

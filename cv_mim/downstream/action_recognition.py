@@ -35,6 +35,7 @@ from cv_mim import records
 from cv_mim.data import ntu_rgbd
 from cv_mim.data import penn_action
 from cv_mim.downstream import trainer
+from cv_mim.serving import embed as embed_lib
 from cv_mim.serving import embedding_file
 
 log = logging.getLogger("cv_mim.action_recognition")
@@ -46,7 +47,8 @@ SETTINGS = ("full", "single_shot", "limited")
 FEATURE_CHOICES = ("embedding", "view_embedding", "raw")
 
 
-FLIP_MODES = ("none", "keep", "swap")
+# Penn flip augmentation: none, or one of the embedding file's mirrored variants.
+FLIP_MODES = ("none",) + embed_lib.FLIP_MODES
 
 
 BENCHMARKS = ("cross_subject", "cross_view")

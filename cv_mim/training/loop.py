@@ -30,6 +30,7 @@ from typing import Optional, Sequence, Union
 import tensorflow as tf
 
 from cv_mim import pipeline
+from cv_mim import progress
 from cv_mim import records
 from cv_mim.algorithms import config as config_lib
 from cv_mim.algorithms import registry
@@ -63,13 +64,6 @@ class _Session:
     manager: tf.train.CheckpointManager = None
 
 
-def _format_eta(seconds):
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
 def run(*, model_dir: str, config: config_lib.ModelConfig, source: pipeline.PairSource,
@@ -272,7 +266,7 @@ def _train(session, make_dataset, *, batch_size, start, stop, num_steps, seed, s
     writer = (tf.summary.create_file_writer(os.path.join(session.model_dir, "train"))
               if session.is_chief else tf.summary.create_noop_writer())
     t_start = time.time()
-    progress = [t_start, start]  # time and step of the last progress line
+    last_line = [t_start, start]  # time and step of the last progress line
     step, flat = start, {}
     while step < stop:
         n = _next_stop(step, stop, steps_per_loop, every) - step
@@ -285,7 +279,7 @@ def _train(session, make_dataset, *, batch_size, start, stop, num_steps, seed, s
         if step % checkpoint_every == 0:
             checkpoints.save_if_finite(session.manager, _network_variables(session), step)
         if step % log_every == 0 or step == stop:
-            _log_progress(step, num_steps, flat, progress)
+            _log_progress(step, num_steps, flat, last_line)
     writer.flush()
     return flat
 
@@ -316,17 +310,17 @@ def _record(session, writer, step, flat, steps_per_second):
         summaries.write_scalar("train/steps_per_second", steps_per_second, step)
 
 
-def _log_progress(step, num_steps, flat, progress):
+def _log_progress(step, num_steps, flat, last_line):
     now = time.time()
-    rate = (step - progress[1]) / max(now - progress[0], 1e-9)
+    rate = (step - last_line[1]) / max(now - last_line[0], 1e-9)
     eta = (num_steps - step) / rate if rate > 0 else float("inf")
     shown = " ".join(f"{k.split('/')[-1] if k.startswith('encoder/') else k}={v:.4g}"
                      for k, v in flat.items()
                      if k.endswith("total_loss") or k in ("encoder/view_loss",
                                                           "metrics/cross_view_mi"))
     log.info("step %d/%d (%.1f%%) | %s | %.2f steps/s | ETA %s", step, num_steps,
-             100.0 * step / num_steps, shown, rate, _format_eta(eta))
-    progress[:] = [now, step]
+             100.0 * step / num_steps, shown, rate, progress.format_duration(eta))
+    last_line[:] = [now, step]
 
 
 def _finalise(session, summary, *, start, stop, last_losses, seconds):
