@@ -68,6 +68,12 @@ def negative_expectation(scores, measure="jsd"):
     raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
 
 
+def _with_positions(x):
+    """[B, D] -> [B, 1, D] float32 (a single position); [B, N, D] unchanged."""
+    x = tf.convert_to_tensor(x, tf.float32)
+    return x[:, None, :] if x.shape.rank == 2 else x
+
+
 def fenchel_dual_loss(local, global_, measure="jsd", positive_indicator=None):
     """Contrastive f-divergence MI loss; with ``measure="jsd"`` this is L_MI of Eq. 6.
 
@@ -86,12 +92,7 @@ def fenchel_dual_loss(local, global_, measure="jsd", positive_indicator=None):
     Returns:
       Scalar loss (to be minimised).
     """
-    local = tf.convert_to_tensor(local, tf.float32)
-    global_ = tf.convert_to_tensor(global_, tf.float32)
-    if local.shape.rank == 2:
-        local = local[:, None, :]
-    if global_.shape.rank == 2:
-        global_ = global_[:, None, :]
+    local, global_ = _with_positions(local), _with_positions(global_)  # -> [B, N, D], [B, M, D]
     # Every pair of positions is scored and the measure applied per score before averaging (DIM).
     scores = tf.einsum("iad,jbd->iajb", local, global_)
     batch = tf.shape(scores)[0]
@@ -126,12 +127,7 @@ def info_nce_loss(local, global_, positive_indicator=None, temperature=1.0):
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    local = tf.convert_to_tensor(local, tf.float32)
-    global_ = tf.convert_to_tensor(global_, tf.float32)
-    if local.shape.rank == 2:
-        local = local[:, None, :]
-    if global_.shape.rank == 2:
-        global_ = global_[:, None, :]
+    local, global_ = _with_positions(local), _with_positions(global_)  # -> [B, N, D], [B, M, D]
     # scores[a, b, i, j] = ⟨l_{i,a}, g_{j,b}⟩ / τ.
     scores = tf.einsum("iad,jbd->abij", local, global_) / temperature
     batch = tf.shape(scores)[-1]

@@ -86,6 +86,20 @@ class Algorithm:
             variables.extend(self.networks[name].trainable_variables)
         return variables
 
+    def encode_with_local(self, anchor, positive, seeds, training):
+        """Both views through E and the local branch (each with its own dropout stream).
+
+        Returns (E's outputs for the anchor, for the positive, local features of the anchor, of the
+        positive) — this replica's rows, not yet gathered. Needs ``self.local_branch``.
+        """
+        enc_a = self.encoder(anchor, training=training, seed=seeds["encoder_anchor"])
+        enc_p = self.encoder(positive, training=training, seed=seeds["encoder_positive"])
+        loc_a = self.local_branch(enc_a["fc0"], training=training,
+                                  seed=seeds["local_anchor"])["local"]
+        loc_p = self.local_branch(enc_p["fc0"], training=training,
+                                  seed=seeds["local_positive"])["local"]
+        return enc_a, enc_p, loc_a, loc_p
+
     def compute_losses(self, anchor, positive, seed, training=True):
         raise NotImplementedError
 

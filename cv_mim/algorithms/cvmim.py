@@ -55,12 +55,7 @@ class CVMIM(contract.Algorithm):
         # helpers (tests/test_objective.py re-derives it).
         cfg = self.config
         seeds = contract.stream_seeds(seed)
-        enc_a = self.encoder(anchor, training=training, seed=seeds["encoder_anchor"])
-        enc_p = self.encoder(positive, training=training, seed=seeds["encoder_positive"])
-        loc_a = self.local_branch(enc_a["fc0"], training=training,
-                                  seed=seeds["local_anchor"])["local"]
-        loc_p = self.local_branch(enc_p["fc0"], training=training,
-                                  seed=seeds["local_positive"])["local"]
+        enc_a, enc_p, loc_a, loc_p = self.encode_with_local(anchor, positive, seeds, training)
         pose_a, view_a = contract.gather(enc_a["pose_embedding"]), contract.gather(enc_a["view_embedding"])
         pose_p, view_p = contract.gather(enc_p["pose_embedding"]), contract.gather(enc_p["view_embedding"])
         loc_a, loc_p = contract.gather(loc_a), contract.gather(loc_p)

@@ -98,12 +98,7 @@ class CrossViewInfoMax(contract.Algorithm):
         """
         cfg = self.config
         seeds = contract.stream_seeds(seed)
-        enc_a = self.encoder(anchor, training=training, seed=seeds["encoder_anchor"])
-        enc_p = self.encoder(positive, training=training, seed=seeds["encoder_positive"])
-        loc_a = self.local_branch(enc_a["fc0"], training=training,
-                                  seed=seeds["local_anchor"])["local"]
-        loc_p = self.local_branch(enc_p["fc0"], training=training,
-                                  seed=seeds["local_positive"])["local"]
+        enc_a, enc_p, loc_a, loc_p = self.encode_with_local(anchor, positive, seeds, training)
         gather = contract.gather
         pose_a, view_a = gather(enc_a["pose_embedding"]), gather(enc_a["view_embedding"])
         pose_p, view_p = gather(enc_p["pose_embedding"]), gather(enc_p["view_embedding"])
