@@ -20,7 +20,6 @@ Layout: the category's ``keypoints`` names when they match a known layout (COCO-
 :mod:`cv_mim.data.detections` (``track_id`` when present, else the largest ``bbox``).
 """
 
-import json
 import os
 
 
@@ -44,11 +43,7 @@ def _layout_from_names(names):
 
 
 def _read(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable COCO JSON file ({err})") from None
+    return detections.read_json(path, "COCO")
 
 
 def _clip(clip_id, image_ids, by_image, layout, path):

@@ -17,10 +17,20 @@ present (:func:`cv_mim.serving.embed.embed_dataset` writes NaN features for fram
 """
 
 import dataclasses
+import json
 import re
 
 import numpy as np
 
+
+
+def read_json(path, what):
+    """The JSON document of ``path``, or a ValueError naming the file and the format ``what``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable {what} JSON file ({err})") from None
 
 @dataclasses.dataclass
 class Person:

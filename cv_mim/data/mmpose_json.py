@@ -16,7 +16,6 @@ is a missing frame. Layout: ``meta_info.dataset_name`` (:data:`DATASET_LAYOUTS`)
 user names it. Main person: :mod:`cv_mim.data.detections`.
 """
 
-import json
 import os
 
 import numpy as np
@@ -56,11 +55,7 @@ def _frames(records):
 
 def read_file(path):
     """One MMPose prediction file -> (is_video, frames [(frame_id, [Person])], layout or None)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable MMPose JSON file ({err})") from None
+    doc = detections.read_json(path, "MMPose")
     layout = None
     if isinstance(doc, dict):
         if "instance_info" not in doc:

@@ -17,7 +17,6 @@ Main person: :mod:`cv_mim.data.detections` (``person_id`` when OpenPose's tracki
 the largest box).
 """
 
-import json
 import os
 
 
@@ -30,11 +29,7 @@ def _json_files(folder):
 
 def read_frame(path):
     """One OpenPose frame file -> list of :class:`~cv_mim.data.detections.Person`."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable OpenPose JSON file ({err})") from None
+    doc = detections.read_json(path, "OpenPose")
     if not isinstance(doc, dict) or not isinstance(doc.get("people"), list):
         raise ValueError(f"{path}: not an OpenPose JSON file (no 'people' list)")
     people = []
