@@ -8,13 +8,13 @@ See README.md ("Pretraining") for the data layout and every flag; the library en
 """
 
 
-import math
 import os
 import tempfile
 
 from absl import app
 from absl import flags
 
+from cv_mim import checks
 from cv_mim import cli
 from cv_mim import pipeline
 from cv_mim.algorithms import config as config_lib
@@ -81,9 +81,7 @@ def model_config_from_flags():
 def check_run_flags():
     """Validates the run flags the loop would only trip over later (ValueError naming the flag)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel  (after cli: quiet start-up)
-    rate = FLAGS.learning_rate
-    if not (math.isfinite(rate) and rate > 0):
-        raise ValueError(f"--learning_rate must be a finite number > 0, got {rate!r}")
+    checks.positive_float(FLAGS.learning_rate, "--learning_rate")
     if not 0 <= FLAGS.keypoint_dropout_rate < 1:
         raise ValueError(f"--keypoint_dropout_rate must be in [0, 1), got "
                          f"{FLAGS.keypoint_dropout_rate!r}")

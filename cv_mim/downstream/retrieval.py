@@ -23,6 +23,7 @@ import os
 
 import numpy as np
 
+from cv_mim import checks
 from cv_mim import plotting
 from cv_mim import records
 from cv_mim.data import registry
@@ -213,8 +214,7 @@ def check_arguments(*, threshold, frame_stride, max_queries):
     if not threshold_ok:
         raise ValueError(f"--threshold must be a finite number > 0 (P-MPJPE on normalised poses; "
                          f"Pr-VIPE: 0.1), got {threshold!r}")
-    if int(frame_stride) != frame_stride or frame_stride < 1:
-        raise ValueError(f"--frame_stride must be an integer >= 1, got {frame_stride!r}")
+    checks.positive_int(frame_stride, "--frame_stride")
     if max_queries is not None and (int(max_queries) != max_queries or max_queries < 0):
         raise ValueError(f"--max_queries must be an integer >= 0 (0 = all), got {max_queries!r}")
 
