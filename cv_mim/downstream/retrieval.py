@@ -20,13 +20,16 @@ import dataclasses
 import logging
 import math
 import os
+from typing import Optional
 
 import numpy as np
 
 from cv_mim import checks
-from cv_mim import plotting
 from cv_mim import records
 from cv_mim.data import registry
+from cv_mim.downstream import probe
+from cv_mim.downstream import retrieval_figures
+from cv_mim.keypoints import cameras as cameras_mod
 from cv_mim.keypoints import normalization
 from cv_mim.keypoints import profiles
 from cv_mim.serving import embedder as embedder_lib
@@ -40,9 +43,9 @@ FEATURES = ("pose_embedding", "view_embedding", "raw_2d")
 KS = (1, 5, 10)
 
 
-def procrustes_mpjpe(predicted, target):
-    """Procrustes-aligned MPJPE between poses [..., J, 3] (similarity transform of predicted onto
-    target: rotation, uniform scale, translation); returns [...]."""
+def procrustes_align(predicted, target):
+    """``predicted`` poses [..., J, 3] moved onto ``target`` by the best similarity transform
+    (rotation, uniform scale, translation; no reflection)."""
     p = np.asarray(predicted, np.float64)
     t = np.asarray(target, np.float64)
     mu_p = p.mean(axis=-2, keepdims=True)
@@ -63,8 +66,14 @@ def procrustes_mpjpe(predicted, target):
     s = s * sign
     r = v @ np.swapaxes(u, -1, -2)
     scale = s.sum(axis=-1)[..., None, None] * norm_t / norm_p
-    aligned = scale * (p - mu_p) @ np.swapaxes(r, -1, -2) + mu_t
-    return np.linalg.norm(aligned - t, axis=-1).mean(axis=-1)
+    return scale * (p - mu_p) @ np.swapaxes(r, -1, -2) + mu_t
+
+
+def procrustes_mpjpe(predicted, target):
+    """Procrustes-aligned MPJPE between poses [..., J, 3] (similarity transform of predicted onto
+    target: rotation, uniform scale, translation); returns [...]."""
+    aligned = procrustes_align(predicted, target)
+    return np.linalg.norm(aligned - np.asarray(target, np.float64), axis=-1).mean(axis=-1)
 
 
 def _nearest(queries, gallery, k, chunk=2048):
@@ -91,12 +100,18 @@ def hits_at_k(neighbours, is_hit_fn, ks=KS):
 @dataclasses.dataclass
 class RetrievalData:
     """Per-camera features of the same N frames: ``features[name]`` is [C, N, D]; ``poses_3d`` the
-    normalised canonical 3D poses [N, 13, 3]; ``keypoints_2d`` [C, N, 13, 2] normalised 2D."""
+    normalised canonical 3D poses [N, 13, 3]; ``keypoints_2d`` [C, N, 13, 2] normalised 2D.
+
+    ``sequences`` [N] names each frame's (subject, action) sequence (consecutive rows of a sequence
+    are consecutive frames) and ``camera_angles`` [C, C] the angles in degrees between the cameras'
+    optical axes; either may be None when unknown."""
 
     features: dict
     poses_3d: np.ndarray
     keypoints_2d: np.ndarray
     camera_ids: list
+    sequences: Optional[np.ndarray] = None
+    camera_angles: Optional[np.ndarray] = None
 
 
 def evaluate(data: RetrievalData, *, threshold=0.1, ks=KS, max_queries=None, seed=0):
@@ -120,9 +135,11 @@ def evaluate(data: RetrievalData, *, threshold=0.1, ks=KS, max_queries=None, see
                 exact = hits_at_k(nn, lambda nb: nb == query_idx[:, None], ks)
                 errors = procrustes_mpjpe(data.poses_3d[nn], data.poses_3d[query_idx][:, None])
                 near = hits_at_k(nn, lambda nb, e=errors: e <= threshold, ks)
-                per_pair.append({"query_camera": data.camera_ids[i],
-                                 "gallery_camera": data.camera_ids[j],
-                                 "exact": exact, "pmpjpe": near})
+                pair = {"query_camera": data.camera_ids[i], "gallery_camera": data.camera_ids[j],
+                        "exact": exact, "pmpjpe": near}
+                if data.camera_angles is not None:
+                    pair["axis_angle_deg"] = float(data.camera_angles[i, j])
+                per_pair.append(pair)
         summary = {}
         for crit in ("exact", "pmpjpe"):
             summary[crit] = {str(k): float(np.mean([p[crit][str(k)] for p in per_pair]))
@@ -132,6 +149,7 @@ def evaluate(data: RetrievalData, *, threshold=0.1, ks=KS, max_queries=None, see
 
 
 def markdown_table(results, ks=KS):
+    """The Hit@k table, then (when present) the camera-probe and per-camera-pair tables."""
     lines = ["| feature | " + " | ".join(f"Hit@{k} (same frame)" for k in ks) + " | "
              + " | ".join(f"Hit@{k} (P-MPJPE ≤ {results['threshold']:g})" for k in ks) + " |",
              "|---|" + "---|" * (2 * len(ks))]
@@ -139,54 +157,131 @@ def markdown_table(results, ks=KS):
         m = res["mean"]
         lines.append(f"| {name} | " + " | ".join(f"{100 * m['exact'][str(k)]:.1f}" for k in ks)
                      + " | " + " | ".join(f"{100 * m['pmpjpe'][str(k)]:.1f}" for k in ks) + " |")
+    if results.get("view_probe"):
+        lines += ["", probe_table(results["view_probe"])]
+    if results.get("camera_pairs"):
+        lines += ["", pair_table(results["camera_pairs"], results["threshold"])]
     return "\n".join(lines)
 
 
-def draw_panels(path, data: RetrievalData, feature, *, num_queries=4, top=5, seed=0,
-                query_camera=0, gallery_camera=1):
-    """PNG of query skeletons (left) and their top-``top`` neighbours (paper Fig. 4/5 style)."""
-    plt = plotting.pyplot()
+# Consecutive frames are near-duplicates: the camera probe holds out blocks of this many frames.
+PROBE_BLOCK = 10
 
+
+def view_predictability(features, sequences=None, *, seed=0, block=PROBE_BLOCK):
+    """Camera identity predicted from one frame's feature by a linear probe, per feature.
+
+    Args:
+      features: {name: [C, N, D]} per-camera features of the same N frames.
+      sequences: [N] sequence of each frame (consecutive rows = consecutive frames); blocks of
+        ``block`` frames of a sequence are held out together. None = one sequence.
+    Returns:
+      {name: :func:`cv_mim.downstream.probe.view_probe` result}: accuracy and chance (1 / C). For z_p
+      this is the number to drive down (a view-invariant z_p scores chance).
+    """
+    n = next(iter(features.values())).shape[1]
+    groups = probe.frame_blocks(np.zeros(n, int) if sequences is None else sequences, block)
+    return {name: probe.camera_probe(feats, frame_groups=groups, seed=seed)
+            for name, feats in features.items()}
+
+
+def probe_table(view_probe):
+    lines = ["| feature | camera predicted from one frame (linear probe, held-out frames, %) "
+             "| chance (%) |", "|---|---|---|"]
+    for name, res in view_probe.items():
+        lines.append(f"| {name} | {100 * res['accuracy']:.1f} | {100 * res['chance']:.1f} |")
+    lines.append("")
+    lines.append("A view-invariant pose_embedding scores chance here; view_embedding and raw_2d are "
+                 "expected to score well above it.")
+    return "\n".join(lines)
+
+
+def camera_pairs(results, key="pmpjpe"):
+    """Hit@1 per unordered camera pair (mean of both directions) with the angle between the two
+    cameras' optical axes, sorted by angle; [] when the angles are unknown."""
+    pairs = {}
+    for name, res in results["features"].items():
+        for p in res["per_pair"]:
+            if "axis_angle_deg" not in p:
+                return []
+            entry = pairs.setdefault(tuple(sorted((p["query_camera"], p["gallery_camera"]))),
+                                     {"angle": p["axis_angle_deg"], "hits": {}})
+            entry["hits"].setdefault(name, []).append(p[key]["1"])
+    rows = [{"cameras": list(cams), "axis_angle_deg": float(e["angle"]),
+             "hit1": {name: float(np.mean(v)) for name, v in e["hits"].items()}}
+            for cams, e in pairs.items()]
+    return sorted(rows, key=lambda r: r["axis_angle_deg"])
+
+
+def pair_table(rows, threshold):
+    names = list(rows[0]["hit1"]) if rows else []
+    lines = ["| camera pair | angle between optical axes (°) | "
+             + " | ".join(f"{n} Hit@1 (P-MPJPE ≤ {threshold:g}, %)" for n in names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    for r in rows:
+        lines.append(f"| {r['cameras'][0]} – {r['cameras'][1]} | {r['axis_angle_deg']:.0f} | "
+                     + " | ".join(f"{100 * r['hit1'][n]:.1f}" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def panel_neighbours(data: RetrievalData, feature, queries, *, query_camera, gallery_camera, top,
+                     threshold):
+    """The ``top`` nearest neighbours (gallery camera) of each query frame, their P-MPJPE to the
+    query's 3D pose and whether each is a hit by the evaluation's criterion (P-MPJPE ≤ threshold).
+
+    Returns (neighbours [Q, K], errors [Q, K], hits [Q, K] bool)."""
+    feats = data.features[feature]
+    nn = _nearest(feats[query_camera][queries], feats[gallery_camera],
+                  min(top, feats.shape[1]))
+    errors = procrustes_mpjpe(data.poses_3d[nn], data.poses_3d[queries][:, None])
+    return nn, errors, errors <= threshold
+
+
+def draw_panels(path, data: RetrievalData, feature, *, num_queries=4, top=5, seed=0,
+                query_camera=0, gallery_camera=1, threshold=0.1):
+    """PNG of query skeletons and their top-``top`` neighbours (paper Fig. 4/5 style), 2D inputs above
+    the 3D poses, each neighbour marked hit / miss with its P-MPJPE
+    (:func:`cv_mim.downstream.retrieval_figures.draw_neighbour_panels`)."""
     rng = np.random.default_rng(seed)
     n = data.poses_3d.shape[0]
-    queries = rng.choice(n, size=min(num_queries, n), replace=False)
-    feats = data.features[feature]
-    nn = _nearest(feats[query_camera][queries], feats[gallery_camera], top)
-    shown = np.concatenate([data.keypoints_2d[query_camera, queries].reshape(-1, 2),
-                            data.keypoints_2d[gallery_camera, nn.reshape(-1)].reshape(-1, 2)])
-    extent = 1.1 * float(np.abs(shown).max()) + 1e-6
-    fig, axes = plt.subplots(len(queries), top + 1, figsize=(1.6 * (top + 1), 1.9 * len(queries)),
-                             squeeze=False)
-    for r, q in enumerate(queries):
-        poses = [data.keypoints_2d[query_camera, q]] + [data.keypoints_2d[gallery_camera, g]
-                                                        for g in nn[r]]
-        titles = [f"query f{q}"] + [f"{'✓' if g == q else ''}f{g}" for g in nn[r]]
-        for c, (pose, title) in enumerate(zip(poses, titles)):
-            ax = axes[r, c]
-            for a, b in profiles.BONES:
-                left = any(profiles.JOINT_NAMES[j].startswith("left") for j in (a, b))
-                ax.plot([pose[a, 0], pose[b, 0]], [pose[a, 1], pose[b, 1]],
-                        color="tab:red" if left else "tab:blue", lw=1.5)
-            ax.set_xlim(-extent, extent)
-            ax.set_ylim(extent, -extent)
-            ax.set_aspect("equal")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(title, fontsize=7)
-            if c == 0:
-                for spine in ax.spines.values():
-                    spine.set_color("black")
-                    spine.set_linewidth(2)
-    fig.suptitle(f"{feature}: query (camera {data.camera_ids[query_camera]}) and top-{top} "
-                 f"neighbours (camera {data.camera_ids[gallery_camera]}); red = left limbs",
-                 fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    queries = np.sort(rng.choice(n, size=min(num_queries, n), replace=False))
+    nn, errors, hits = panel_neighbours(data, feature, queries, query_camera=query_camera,
+                                        gallery_camera=gallery_camera, top=top,
+                                        threshold=threshold)
+    retrieval_figures.draw_neighbour_panels(
+        path, query_2d=data.keypoints_2d[query_camera, queries],
+        neighbour_2d=data.keypoints_2d[gallery_camera][nn], query_3d=data.poses_3d[queries],
+        neighbour_3d=procrustes_align(data.poses_3d[nn], data.poses_3d[queries][:, None]),
+        query_ids=queries, neighbour_ids=nn, errors=errors, hits=hits, threshold=threshold,
+        title=f"{feature}: query (camera {data.camera_ids[query_camera]}) and top-{nn.shape[1]} "
+              f"neighbours (camera {data.camera_ids[gallery_camera]})")
 
 
-def build_data(poses, embedder, *, frame_stride=1):
-    """Embeds every camera's 2D of a :class:`cv_mim.data.h36m.MultiViewPoses` with an Embedder."""
+def draw_figures(output_dir, data: RetrievalData, *, threshold=0.1, seed=0, view_probe=None):
+    """The retrieval figures: neighbour panels of z_p and z_v (between the two cameras whose axes are
+    furthest apart when the angles are known, else the first two) and the PCA map of every feature.
+    Returns the paths written."""
+    query_camera, gallery_camera = 0, 1
+    if data.camera_angles is not None:
+        query_camera, gallery_camera = np.unravel_index(np.argmax(data.camera_angles),
+                                                        data.camera_angles.shape)
+    paths = []
+    for feature in ("pose_embedding", "view_embedding"):
+        paths.append(os.path.join(output_dir, f"retrieval_{feature}.png"))
+        draw_panels(paths[-1], data, feature, seed=seed, threshold=threshold,
+                    query_camera=int(query_camera), gallery_camera=int(gallery_camera))
+    paths.append(os.path.join(output_dir, EMBEDDING_MAP))
+    retrieval_figures.draw_embedding_map(paths[-1], data.features, data.poses_3d, data.camera_ids,
+                                         seed=seed, probe=view_probe)
+    return paths
+
+
+EMBEDDING_MAP = "retrieval_embedding_map.png"
+
+
+def build_data(poses, embedder, *, frame_stride=1, camera_angles=None):
+    """Embeds every camera's 2D of a :class:`cv_mim.data.h36m.MultiViewPoses` with an Embedder;
+    ``camera_angles`` [C, C] (degrees between optical axes) is passed through."""
     idx = np.arange(0, len(poses), max(1, frame_stride))
     kp2d = poses.keypoints_2d[idx]  # [N, C, 13, 2]
     features = {name: [] for name in FEATURES}
@@ -201,8 +296,10 @@ def build_data(poses, embedder, *, frame_stride=1):
         normalized.append(out["normalized_keypoints"])
     features = {k: np.stack(v) for k, v in features.items()}
     poses_3d = normalization.normalized_3d_canonical(poses.keypoints_3d[idx])
+    sequences = np.char.add(np.char.add(poses.subjects[idx], "/"), poses.actions[idx])
     return RetrievalData(features=features, poses_3d=poses_3d, keypoints_2d=np.stack(normalized),
-                         camera_ids=[str(c) for c in poses.camera_ids])
+                         camera_ids=[str(c) for c in poses.camera_ids], sequences=sequences,
+                         camera_angles=camera_angles)
 
 
 def check_arguments(*, threshold, frame_stride, max_queries):
@@ -252,18 +349,27 @@ def run(*, export_dir, output_dir, data_dir=None, data_3d=None, data_2d=None, ca
         raise ValueError(f"cross-view retrieval needs at least 2 cameras, got {poses.num_cameras}")
     check_poses_3d(poses.keypoints_3d, path_3d)
     embedder = embedder_lib.Embedder(export_dir, trust_export=trust_export)
-    data = build_data(poses, embedder, frame_stride=frame_stride)
+    data = build_data(poses, embedder, frame_stride=frame_stride,
+                      camera_angles=rig_axis_angles(path_cameras, subjects))
     results = evaluate(data, threshold=threshold, max_queries=max_queries, seed=seed)
+    results["view_probe"] = view_predictability(data.features, data.sequences, seed=seed)
+    results["camera_pairs"] = camera_pairs(results)
     results.update(export_dir=export_dir, subjects=list(subjects), frame_stride=frame_stride,
                    algorithm=embedder.metadata.get("algorithm"))
     records.write_results(
         output_dir, results, "retrieval_results.json", markdown_table(results), "retrieval.md",
         heading=f"Cross-view retrieval ({results['algorithm']}, subjects {', '.join(subjects)})")
     if draw:
-        for feature in ("pose_embedding", "view_embedding"):
-            draw_panels(os.path.join(output_dir, f"retrieval_{feature}.png"), data, feature,
-                        seed=seed)
+        draw_figures(output_dir, data, threshold=threshold, seed=seed,
+                     view_probe=results["view_probe"])
     return results
+
+
+def rig_axis_angles(path_cameras, subjects):
+    """[C, C] angles (degrees) between the cameras' optical axes, averaged over ``subjects`` (each
+    Human3.6M subject has its own calibration of the same cameras)."""
+    rig = cameras_mod.load_h36m_cameras(path_cameras)
+    return np.mean([cameras_mod.optical_axis_angles(rig.cameras(s)) for s in subjects], axis=0)
 
 
 def synchronised_hits(features, present, camera_ids, *, tolerance=0, ks=KS):
@@ -306,6 +412,8 @@ def synchronised_table(results, ks=KS):
     for name, res in results["features"].items():
         lines.append(f"| {name} | " + " | ".join(f"{100 * res['mean'][str(k)]:.1f}" for k in ks)
                      + " |")
+    if results.get("view_probe"):
+        lines += ["", probe_table(results["view_probe"])]
     return "\n".join(lines)
 
 
@@ -327,8 +435,13 @@ def run_synchronised(*, export_dir, output_dir, dataset, path, tolerance=0, trus
         features["view_embedding"].append(out["view_embedding"])
         features["raw_2d"].append(out["normalized_keypoints"].reshape(len(kp), -1))
     present = np.stack([(m > 0).any(-1) for m in clips.masks])
-    results = synchronised_hits({k: np.stack(v) for k, v in features.items()}, present,
-                                [str(c) for c in clips.clip_ids], tolerance=tolerance)
+    features = {k: np.stack(v) for k, v in features.items()}
+    results = synchronised_hits(features, present, [str(c) for c in clips.clip_ids],
+                                tolerance=tolerance)
+    # Frames without a detection are NaN, so the probe leaves them out.
+    results["view_probe"] = view_predictability(
+        {k: np.where(present[..., None], v.reshape(v.shape[:2] + (-1,)), np.nan)
+         for k, v in features.items()})
     results.update(export_dir=export_dir, dataset=dataset, source=os.path.abspath(path),
                    algorithm=embedder.metadata.get("algorithm"), loader_info=clips.info)
     records.write_results(

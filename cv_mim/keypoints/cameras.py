@@ -134,6 +134,18 @@ class Camera:
                 and all(np.allclose(getattr(self, n), getattr(other, n), rtol=0, atol=atol)
                         for n in ("f", "c", "k", "p")))
 
+    @property
+    def optical_axis(self) -> np.ndarray:
+        """(3,) unit viewing direction in world coordinates: the camera's +z axis, R^T (0, 0, 1)."""
+        return self.R[2]
+
+
+def optical_axis_angles(cameras: Sequence[Camera]) -> np.ndarray:
+    """(C, C) angles in degrees between the optical axes of every pair of cameras (0 = looking the
+    same way, 180 = facing each other): how far apart two views of the same pose are."""
+    axes = np.stack([cam.optical_axis for cam in cameras])  # -> [C, 3]
+    return np.degrees(np.arccos(np.clip(axes @ axes.T, -1.0, 1.0)))
+
 
 def _rotation_to_quaternion_wxyz(rotation: np.ndarray) -> np.ndarray:
     """Unit quaternion (w, x, y, z), w >= 0, of a proper rotation matrix (Shepperd's method)."""
