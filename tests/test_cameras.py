@@ -409,3 +409,29 @@ def test_random_camera_projection_inside_tf_data_map():
     np.testing.assert_allclose(
         outputs[3], augmentation.random_camera_projection(poses[3], tf.constant([0, 3], tf.int64)).numpy(),
         atol=1e-6)
+
+
+def _rotated_camera(rotation):
+    return cameras.Camera(camera_id="r", R=rotation, t=[0.0, 0.0, 0.0], f=[1000.0, 1000.0],
+                          c=[500.0, 400.0], k=(0.0, 0.0, 0.0), p=(0.0, 0.0), res_w=1000, res_h=800)
+
+
+def test_optical_axis_angles_of_toy_cameras():
+    a = np.radians(60.0)
+    about_y = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    facing = np.diag([1.0, -1.0, -1.0])  # rotated 180° about x: looks the other way
+    angles = cameras.optical_axis_angles([_rotated_camera(np.eye(3)), _rotated_camera(about_y),
+                                          _rotated_camera(facing)])
+    np.testing.assert_allclose(angles, [[0, 60, 180], [60, 0, 120], [180, 120, 0]], atol=1e-6)
+
+
+def test_optical_axis_points_at_the_principal_point_of_the_real_cameras(realdata_dir):
+    """Independent of the formula: a world point straight along the axis projects to c."""
+    rig = cameras.load_h36m_cameras(realdata_dir / "h36m" / "cameras.json")
+    for cam in rig.cameras("S11"):
+        point = cam.center + 3000.0 * cam.optical_axis
+        pixel = cameras.project_world_to_pixels(point, cam, units="mm", distort=False)
+        np.testing.assert_allclose(pixel, cam.c, atol=1e-6)
+    angles = cameras.optical_axis_angles(rig.cameras("S11"))
+    np.testing.assert_allclose(angles, angles.T, atol=1e-9)
+    assert np.all(np.diag(angles) < 1e-4) and np.all(angles[~np.eye(4, dtype=bool)] > 30)

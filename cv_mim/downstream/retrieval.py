@@ -257,19 +257,25 @@ def draw_panels(path, data: RetrievalData, feature, *, num_queries=4, top=5, see
               f"neighbours (camera {data.camera_ids[gallery_camera]})")
 
 
+def panel_cameras(data: RetrievalData):
+    """(query, gallery) camera indices of the panels: the pair whose optical axes are furthest apart
+    (the hardest retrieval), or cameras 0 and 1 when the angles are unknown."""
+    if data.camera_angles is None:
+        return 0, 1
+    i, j = np.unravel_index(np.argmax(data.camera_angles), data.camera_angles.shape)
+    return int(i), int(j)
+
+
 def draw_figures(output_dir, data: RetrievalData, *, threshold=0.1, seed=0, view_probe=None):
     """The retrieval figures: neighbour panels of z_p and z_v (between the two cameras whose axes are
     furthest apart when the angles are known, else the first two) and the PCA map of every feature.
     Returns the paths written."""
-    query_camera, gallery_camera = 0, 1
-    if data.camera_angles is not None:
-        query_camera, gallery_camera = np.unravel_index(np.argmax(data.camera_angles),
-                                                        data.camera_angles.shape)
+    query_camera, gallery_camera = panel_cameras(data)
     paths = []
     for feature in ("pose_embedding", "view_embedding"):
         paths.append(os.path.join(output_dir, f"retrieval_{feature}.png"))
         draw_panels(paths[-1], data, feature, seed=seed, threshold=threshold,
-                    query_camera=int(query_camera), gallery_camera=int(gallery_camera))
+                    query_camera=query_camera, gallery_camera=gallery_camera)
     paths.append(os.path.join(output_dir, EMBEDDING_MAP))
     retrieval_figures.draw_embedding_map(paths[-1], data.features, data.poses_3d, data.camera_ids,
                                          seed=seed, probe=view_probe)

@@ -19,11 +19,14 @@ _IS_LEFT = [any(profiles.JOINT_NAMES[j].startswith("left") for j in bone) for bo
 
 
 def _skeleton(ax, pose, *, color=None, lw=1.5, alpha=1.0, offset=(0.0, 0.0)):
-    """Bones of one [13, 2] pose; left limbs red and right limbs blue unless one ``color``."""
-    for (a, b), left in zip(profiles.BONES, _IS_LEFT):
-        ax.plot([pose[a, 0] + offset[0], pose[b, 0] + offset[0]],
-                [pose[a, 1] + offset[1], pose[b, 1] + offset[1]],
-                color=color or ("tab:red" if left else "tab:blue"), lw=lw, alpha=alpha)
+    """Bones of one [13, 2] pose, as one artist (drawing is the slow part of these figures); left
+    limbs red and right limbs blue unless one ``color``."""
+    from matplotlib import collections  # pylint: disable=import-outside-toplevel
+    p = np.asarray(pose, np.float64) + np.asarray(offset)
+    segments = p[np.asarray(profiles.BONES)]  # -> [B, 2, 2]
+    colors = color or ["tab:red" if left else "tab:blue" for left in _IS_LEFT]
+    ax.add_collection(collections.LineCollection(segments, colors=colors, linewidths=lw,
+                                                 alpha=alpha), autolim=False)
 
 
 def facing_rotation(pose_3d):
@@ -41,25 +44,33 @@ def front_and_side(pose_3d, rotation):
     return np.stack([p[:, 0], -p[:, 2]], -1), np.stack([p[:, 1], -p[:, 2]], -1)
 
 
-def _frame(ax, color, width=2.5):
-    for spine in ax.spines.values():
-        spine.set_color(color)
-        spine.set_linewidth(width)
-
-
-def _bare(ax, extent_x, extent_y):
-    ax.set_xlim(-extent_x, extent_x)
-    ax.set_ylim(extent_y, -extent_y)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
 def _extent(*arrays):
     """Half-width that holds every finite coordinate of ``arrays`` (1 when there is none)."""
     finite = np.abs(np.concatenate([np.asarray(a, np.float64).ravel() for a in arrays]))
     finite = finite[np.isfinite(finite)]
     return 1.1 * float(finite.max()) + 1e-6 if finite.size else 1.0
+
+
+# Panel geometry in data units of the single axes (y down): a 2D cell is 1 × 1, the 3D cell below it
+# 1 × _H3 (front and side view side by side), each under a line of title.
+_GAP, _TITLE, _H3 = 0.1, 0.14, 0.7
+_ROW = _TITLE + 1.0 + _TITLE + _H3 + _GAP
+
+
+def _cell(ax, x0, y0, height, color, title):
+    """A framed cell with its title above; returns the cell's centre."""
+    from matplotlib import patches  # pylint: disable=import-outside-toplevel
+    ax.add_patch(patches.Rectangle((x0, y0), 1.0, height, fill=False, edgecolor=color,
+                                   linewidth=2.2))
+    ax.text(x0 + 0.5, y0 - 0.03, title, ha="center", va="bottom", fontsize=6.5,
+            color="black" if color == "black" else color)
+    return x0 + 0.5, y0 + height / 2
+
+
+def _draw_3d(ax, centre, poses, scale, **style):
+    """Front (left half) and side (right half) projections of one pose around a 3D cell's centre."""
+    for pose, dx in zip(poses, (-0.25, 0.25)):
+        _skeleton(ax, scale * pose, offset=(centre[0] + dx, centre[1]), **style)
 
 
 def draw_neighbour_panels(path, *, query_2d, neighbour_2d, query_3d, neighbour_3d, query_ids,
@@ -76,44 +87,42 @@ def draw_neighbour_panels(path, *, query_2d, neighbour_2d, query_3d, neighbour_3
     """
     plt = plotting.pyplot()
     num_q, top = np.asarray(neighbour_ids).shape
-    ext_2d = _extent(query_2d, neighbour_2d)
-    # The 3D cells hold two poses side by side: half as tall as the 2D cells.
-    fig, axes = plt.subplots(2 * num_q, top + 1, figsize=(1.7 * (top + 1), 2.8 * num_q + 0.5),
-                             squeeze=False, gridspec_kw={"height_ratios": [1.0, 0.55] * num_q})
+    scale_2d = 0.45 / _extent(query_2d, neighbour_2d)
+    width, height = (top + 1) * (1 + _GAP), num_q * _ROW
+    # One axes for the whole figure: dozens of subplots cost far more to build than the drawing.
+    fig = plt.figure(figsize=(1.55 * width, 1.55 * height + 0.45))
+    ax = fig.add_axes((0.0, 0.0, 1.0, height / (height + 0.45 / 1.55)))
     for r in range(num_q):
         rot = facing_rotation(query_3d[r])
-        q_front, q_side = front_and_side(query_3d[r], rot)
-        ext_3d = _extent(q_front, q_side, *[front_and_side(p, rot) for p in neighbour_3d[r]])
+        q_views = front_and_side(query_3d[r], rot)
+        n_views = [front_and_side(p, rot) for p in neighbour_3d[r]]
+        scale_3d = min(0.225, 0.45 * _H3) / _extent(*q_views, *n_views)
+        y2 = r * _ROW + _TITLE
+        y3 = y2 + 1.0 + _TITLE
         for c in range(top + 1):
-            ax2, ax3 = axes[2 * r, c], axes[2 * r + 1, c]
-            _bare(ax2, ext_2d, ext_2d)
-            _bare(ax3, 2.2 * ext_3d, ext_3d)
+            x0 = c * (1 + _GAP)
             if c == 0:
-                _skeleton(ax2, query_2d[r])
-                _skeleton(ax3, q_front, offset=(-1.1 * ext_3d, 0))
-                _skeleton(ax3, q_side, offset=(1.1 * ext_3d, 0))
-                ax2.set_title(f"query f{query_ids[r]}", fontsize=7)
-                ax3.set_title("its 3D: front | side", fontsize=6)
-                _frame(ax2, "black")
-                _frame(ax3, "black")
-                continue
-            k = c - 1
-            hit, err, g = bool(hits[r][k]), float(errors[r][k]), int(neighbour_ids[r][k])
-            color = HIT_COLOR if hit else MISS_COLOR
-            _skeleton(ax2, neighbour_2d[r][k])
-            n_front, n_side = front_and_side(neighbour_3d[r][k], rot)
-            for pose, dx in ((q_front, -1.1), (q_side, 1.1)):
-                _skeleton(ax3, pose, color="0.75", lw=2.5, offset=(dx * ext_3d, 0))
-            _skeleton(ax3, n_front, offset=(-1.1 * ext_3d, 0))
-            _skeleton(ax3, n_side, offset=(1.1 * ext_3d, 0))
-            same = " (same frame)" if g == int(query_ids[r]) else ""
-            ax2.set_title(f"{'hit' if hit else 'miss'} f{g}{same}", fontsize=7, color=color)
-            ax3.set_title(f"P-MPJPE {err:.3f}", fontsize=7, color=color)
-            _frame(ax2, color)
-            _frame(ax3, color)
+                color, top_title = "black", f"query f{query_ids[r]}"
+                bottom_title, pose_2d = "its 3D: front | side", query_2d[r]
+            else:
+                k = c - 1
+                hit, g = bool(hits[r][k]), int(neighbour_ids[r][k])
+                color = HIT_COLOR if hit else MISS_COLOR
+                same = " (same frame)" if g == int(query_ids[r]) else ""
+                top_title = f"{'hit' if hit else 'miss'} f{g}{same}"
+                bottom_title, pose_2d = f"P-MPJPE {float(errors[r][k]):.3f}", neighbour_2d[r][k]
+            centre = _cell(ax, x0, y2, 1.0, color, top_title)
+            _skeleton(ax, scale_2d * np.asarray(pose_2d), offset=centre)
+            centre = _cell(ax, x0, y3, _H3, color, bottom_title)
+            if c:
+                _draw_3d(ax, centre, q_views, scale_3d, color="0.75", lw=2.5)
+            _draw_3d(ax, centre, n_views[c - 1] if c else q_views, scale_3d)
+    ax.set_xlim(-0.02, width - _GAP + 0.02)
+    ax.set_ylim(height, 0.0)
+    ax.set_aspect("equal")
+    ax.axis("off")
     fig.suptitle(f"{title}\ngreen = hit (P-MPJPE ≤ {threshold:g} to the query's 3D), red = miss; "
-                 "2D: red = left limbs; 3D: grey = the query", fontsize=8)
-    fig.tight_layout()
+                 "2D: red = left limbs; 3D: grey = the query", fontsize=8, y=0.995)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
