@@ -31,8 +31,9 @@ flags.DEFINE_enum("dataset", "penn_action", ("penn_action",) + data_registry.DET
                   "With --export_dir: dataset of --input (a detector format: your own clips with "
                   "views and split from the file or --labels_csv).")
 cli.define_detector_flags("With --export_dir and a detector format: ")
-flags.DEFINE_list("features", ["view_embedding", "raw"],
-                  f"Inputs to compare, from {view_lib.FEATURES}.")
+flags.DEFINE_list("features", list(view_lib.DEFAULT_FEATURES),
+                  f"Inputs to compare, from {view_lib.FEATURES} (pose_embedding: z_p's view "
+                  "predictability, lower = more view-invariant).")
 flags.DEFINE_integer("steps", 10_000, "Iterations (App. C: 1e4).")
 flags.DEFINE_integer("batch_size", 64, "Batch size (App. C: 64).")
 flags.DEFINE_float("learning_rate", 1e-2, "AdaGrad learning rate (App. C: 1e-2).")

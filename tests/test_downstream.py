@@ -203,7 +203,15 @@ def test_retrieval_run(trained, tmp_path):
     res = retrieval_lib.run(export_dir=export_dir, output_dir=str(tmp_path), data_dir=str(TINY / "h36m"),
                             subjects=("S9",), max_queries=50)
     assert {"retrieval_results.json", "retrieval.md", "retrieval_pose_embedding.png",
-            "retrieval_view_embedding.png"} <= set(os.listdir(tmp_path))
+            "retrieval_view_embedding.png", retrieval_lib.EMBEDDING_MAP} <= set(os.listdir(tmp_path))
+    for feat in retrieval_lib.FEATURES:  # camera identity from one frame's feature
+        probe = res["view_probe"][feat]
+        assert 0.0 <= probe["accuracy"] <= 1.0 and probe["chance"] == pytest.approx(0.25)
+    pairs = res["camera_pairs"]  # 6 unordered pairs of the 4 cameras, sorted by axis angle
+    assert len(pairs) == 6 and [p["axis_angle_deg"] for p in pairs] == sorted(
+        p["axis_angle_deg"] for p in pairs)
+    table = open(tmp_path / "retrieval.md").read()
+    assert "linear probe" in table and "angle between optical axes" in table
     for feat in retrieval_lib.FEATURES:
         mean = res["features"][feat]["mean"]
         for crit in ("exact", "pmpjpe"):

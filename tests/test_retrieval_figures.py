@@ -138,3 +138,13 @@ def test_degenerate_inputs_still_draw(tmp_path, case):
     figures.draw_embedding_map(str(tmp_path / "m.png"), data.features, data.poses_3d,
                                data.camera_ids)
     assert (tmp_path / "p.png").stat().st_size > 1000 and (tmp_path / "m.png").stat().st_size > 1000
+
+
+def test_view_classification_probes_z_p_by_default_and_says_what_it_means():
+    from cv_mim.downstream import view_classification as view_lib
+    assert "pose_embedding" in view_lib.DEFAULT_FEATURES
+    run = {"accuracy_mean": 0.565, "accuracy_std": None, "runs": [0.565], "chance": 0.283}
+    table = view_lib.markdown_table({"method": "cv_mim", "features": {
+        "view_embedding": dict(run, accuracy_mean=0.666), "raw": run, "pose_embedding": run}})
+    assert "| Methods | cv_mim (z_v) | 2D Pose | cv_mim (z_p) |" in table
+    assert "z_p's view predictability" in table and "28.3%): 56.50%." in table

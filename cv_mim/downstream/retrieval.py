@@ -43,6 +43,11 @@ FEATURES = ("pose_embedding", "view_embedding", "raw_2d")
 KS = (1, 5, 10)
 
 
+# Bumped when run() writes new outputs (2: camera probe, per-pair angles, embedding map), so a demo
+# workdir made before redoes its retrieval stage instead of reporting without them.
+OUTPUTS_VERSION = 2
+
+
 def procrustes_align(predicted, target):
     """``predicted`` poses [..., J, 3] moved onto ``target`` by the best similarity transform
     (rotation, uniform scale, translation; no reflection)."""

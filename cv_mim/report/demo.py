@@ -129,7 +129,8 @@ def _evaluate(workdir, algorithm, export_dir, export_key, manifest, s, trust_exp
     out = {"export_dir": export_dir, "model_dir": os.path.join(workdir, "models", algorithm)}
     folder = os.path.join(workdir, "retrieval", algorithm)
     out["retrieval"] = _stage(
-        folder, {"stage": "retrieval", "export": export_key, "seed": s["seed"]},
+        folder, {"stage": "retrieval", "export": export_key, "seed": s["seed"],
+                 "outputs": retrieval_lib.OUTPUTS_VERSION},
         lambda: retrieval_lib.run(
             export_dir=export_dir, output_dir=folder,
             data_dir=os.path.join(workdir, "world", "h36m"),
@@ -152,9 +153,10 @@ def _evaluate(workdir, algorithm, export_dir, export_key, manifest, s, trust_exp
     folder_vc = os.path.join(workdir, "view_classification", algorithm)
     out["view_classification"] = _stage(
         folder_vc, {"stage": "view_classification", "embeddings": emb_key,
-                    "steps": s["view_steps"], "seeds": seeds},
+                    "steps": s["view_steps"], "seeds": seeds,
+                    "features": list(view_lib.DEFAULT_FEATURES)},
         lambda: view_lib.run(embeddings=emb_path, output_dir=folder_vc,
-                             features=("view_embedding", "raw"), steps=s["view_steps"],
+                             features=view_lib.DEFAULT_FEATURES, steps=s["view_steps"],
                              seeds=seeds, method=algorithm),
         "view_results.json")
     return out, emb_path, emb_key

@@ -9,6 +9,7 @@ from cv_mim import plotting
 from cv_mim import records
 from cv_mim.algorithms import registry
 from cv_mim.data import penn_action
+from cv_mim.downstream import retrieval as retrieval_lib
 from cv_mim.downstream import trainer
 
 DISPLAY = registry.DISPLAY_NAMES
@@ -103,29 +104,53 @@ def _table1(results, order):
 
 
 def _retrieval_table(methods, order):
+    """Hit@k per method, and z_p's camera predictability where the results carry it (older
+    retrieval outputs do not: '–')."""
     rlines = ["| Method | z_p Hit@1 | z_p Hit@5 | z_p Hit@10 | z_v Hit@1 | raw 2D Hit@1 |"
-              " z_p Hit@1, same frame |", "|---|---|---|---|---|---|---|"]
+              " z_p Hit@1, same frame | camera predicted from z_p (chance) |",
+              "|---|---|---|---|---|---|---|---|"]
     for m in order:
         f = methods[m]["retrieval"]["features"]
         pm = {k: f[k]["mean"]["pmpjpe"] for k in f}
+        zp_probe = methods[m]["retrieval"].get("view_probe", {}).get("pose_embedding")
+        probe_cell = (f"{100 * zp_probe['accuracy']:.1f} ({100 * zp_probe['chance']:.0f})"
+                      if zp_probe else "–")
         rlines.append(f"| {DISPLAY[m]} | {100 * pm['pose_embedding']['1']:.1f} | "
                       f"{100 * pm['pose_embedding']['5']:.1f} | {100 * pm['pose_embedding']['10']:.1f}"
                       f" | {100 * pm['view_embedding']['1']:.1f} | {100 * pm['raw_2d']['1']:.1f} | "
-                      f"{100 * f['pose_embedding']['mean']['exact']['1']:.1f} |")
+                      f"{100 * f['pose_embedding']['mean']['exact']['1']:.1f} | {probe_cell} |")
     return "\n".join(rlines)
 
 
+def _pair_lines(methods):
+    """CV-MIM's Hit@1 per camera pair, sorted by the angle between the cameras' axes (if known)."""
+    retrieval = methods.get("cv_mim", {}).get("retrieval", {})
+    if not retrieval.get("camera_pairs"):
+        return []
+    return ["CV-MIM, Hit@1 per camera pair (P-MPJPE criterion), by the angle between the two "
+            "cameras' optical axes:", "",
+            retrieval_lib.pair_table(retrieval["camera_pairs"], retrieval["threshold"]), ""]
+
+
 def _table10(methods, order):
-    """Table 10 layout (view classification); returns (markdown, raw-2D accuracy)."""
+    """Table 10 layout (view classification) and, where probed, z_p's row (lower = more
+    view-invariant); returns (markdown, raw-2D accuracy)."""
     vc = {m: methods[m]["view_classification"]["features"] for m in order}
     raw = vc[order[0]]["raw"] if order else {"accuracy_mean": float("nan"), "accuracy_std": None}
-    table = "\n".join([
+    rows = [
         "| Methods | 2D Pose | " + " | ".join(DISPLAY[m] for m in order) + " |",
         "|---|---|" + "---|" * len(order),
         f"| Accuracy (%) | {_pm(raw['accuracy_mean'], raw.get('accuracy_std'))} | " + " | ".join(
             _pm(vc[m]["view_embedding"]["accuracy_mean"], vc[m]["view_embedding"].get("accuracy_std"))
-            for m in order) + " |"])
-    return table, raw["accuracy_mean"]
+            for m in order) + " |"]
+    if any("pose_embedding" in vc[m] for m in order):
+        chance = next(vc[m]["pose_embedding"]["chance"] for m in order if "pose_embedding" in vc[m])
+        rows.append(f"| from z_p instead (lower = more view-invariant; chance {100 * chance:.1f}) "
+                    "| | " + " | ".join(
+                        _pm(vc[m]["pose_embedding"]["accuracy_mean"],
+                            vc[m]["pose_embedding"].get("accuracy_std"))
+                        if "pose_embedding" in vc[m] else "–" for m in order) + " |")
+    return "\n".join(rows), raw["accuracy_mean"]
 
 
 def _claims(methods, order, ss_rows, raw_view_accuracy):
@@ -167,6 +192,11 @@ def _figure_lines(workdir, methods):
             if os.path.exists(png):
                 retrieval.append(f"![CV-MIM {feat} neighbours]({rel(png, workdir)})")
         retrieval.append("")
+        png = os.path.join(workdir, "retrieval", "cv_mim", retrieval_lib.EMBEDDING_MAP)
+        if os.path.exists(png):
+            retrieval += ["View invariance at a glance: PCA of CV-MIM's z_p, z_v and the raw 2D, "
+                          "coloured by 3D-pose cluster (left) and by camera (right).", "",
+                          f"![CV-MIM embedding map]({rel(png, workdir)})", ""]
         conf = os.path.join(workdir, "action_recognition", "cv_mim", "confusion_front.png")
         if os.path.exists(conf):
             confusion = ["## Confusion matrix — CV-MIM, trained on the front view", "",
@@ -213,10 +243,12 @@ def write_report(workdir, results, manifest):
            f"![single-shot accuracy]({rel(os.path.join(fig_dir, 'single_shot_accuracy.png'), workdir)})",
            "", "## Cross-view retrieval (held-out subjects S9, S11; Hit@k, %)", "",
            "A hit: one of the k nearest neighbours (other camera) has a 3D pose within Procrustes-"
-           "aligned MPJPE 0.1 of the query's (Pr-VIPE protocol); the last column counts only the "
-           "very same frame (consecutive frames are near-duplicates, so it is small for every "
-           "method).", "",
-           retrieval_table, "", *retrieval_figures,
+           "aligned MPJPE 0.1 of the query's (Pr-VIPE protocol); the 'same frame' column counts "
+           "only the very same frame (consecutive frames are near-duplicates, so it is small for "
+           "every method). The last column is z_p's view predictability, the number to drive "
+           "down: a linear probe predicts which camera saw a held-out frame from its z_p (a "
+           "view-invariant z_p scores chance).", "",
+           retrieval_table, "", *_pair_lines(methods), *retrieval_figures,
            "## Table 10 layout — view classification (linear classifier, per frame, %)", "",
            table10, "", f"Accuracy: {trainer.spread_note(len(settings['seeds']))}.", "",
            *confusion_figure,
