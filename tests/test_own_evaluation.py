@@ -157,6 +157,9 @@ def test_openpose_multiview_retrieval(export_dir, tmp_path):
     assert res["features"]["raw_2d"]["mean"]["1"] == 1.0
     assert res["features"]["pose_embedding"]["mean"]["1"] == 1.0
     assert {p["num_queries"] for p in res["features"]["raw_2d"]["per_pair"]} == {9, 10}
+    # 10 frames are one block of consecutive frames: nothing to hold out, so no camera probe.
+    assert res["view_probe"]["pose_embedding"]["accuracy"] is None
+    assert "at least 2 groups" in (tmp_path / "out" / "retrieval.md").read_text()
     assert json.loads((tmp_path / "out" / "retrieval_results.json").read_text())["tolerance"] == 0
 
 

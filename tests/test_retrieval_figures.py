@@ -79,6 +79,9 @@ def test_view_predictability_holds_out_blocks_of_frames():
     assert res["pose_embedding"]["accuracy"] == 1.0
     assert res["pose_embedding"]["chance"] == pytest.approx(1 / 3)
     assert res["pose_embedding"]["num_test"] == 3 * 20  # 2 of the 6 blocks of 10 frames
+    short = retrieval_lib.view_predictability({"pose_embedding": feats[:, :10]})
+    assert short["pose_embedding"]["accuracy"] is None  # one block: nothing to hold out
+    assert "– (a held-out split needs at least 2 groups" in retrieval_lib.probe_table(short)
 
 
 def test_pca_matches_the_covariance_eigenvectors():

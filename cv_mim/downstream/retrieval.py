@@ -182,18 +182,28 @@ def view_predictability(features, sequences=None, *, seed=0, block=PROBE_BLOCK):
         ``block`` frames of a sequence are held out together. None = one sequence.
     Returns:
       {name: :func:`cv_mim.downstream.probe.view_probe` result}: accuracy and chance (1 / C). For z_p
-      this is the number to drive down (a view-invariant z_p scores chance).
+      this is the number to drive down (a view-invariant z_p scores chance). A take too short to
+      hold out two blocks gives accuracy None and the reason under "skipped".
     """
     n = next(iter(features.values())).shape[1]
     groups = probe.frame_blocks(np.zeros(n, int) if sequences is None else sequences, block)
-    return {name: probe.camera_probe(feats, frame_groups=groups, seed=seed)
-            for name, feats in features.items()}
+    out = {}
+    for name, feats in features.items():
+        try:
+            out[name] = probe.camera_probe(feats, frame_groups=groups, seed=seed)
+        except ValueError as error:  # too short a take to hold frames out: no number, not a crash
+            log.warning("camera probe of %s skipped: %s", name, error)
+            out[name] = {"accuracy": None, "chance": None, "skipped": str(error)}
+    return out
 
 
 def probe_table(view_probe):
     lines = ["| feature | camera predicted from one frame (linear probe, held-out frames, %) "
              "| chance (%) |", "|---|---|---|"]
     for name, res in view_probe.items():
+        if res["accuracy"] is None:
+            lines.append(f"| {name} | – ({res['skipped']}) | – |")
+            continue
         lines.append(f"| {name} | {100 * res['accuracy']:.1f} | {100 * res['chance']:.1f} |")
     lines.append("")
     lines.append("A view-invariant pose_embedding scores chance here; view_embedding and raw_2d are "

@@ -114,7 +114,7 @@ def _retrieval_table(methods, order):
         pm = {k: f[k]["mean"]["pmpjpe"] for k in f}
         zp_probe = methods[m]["retrieval"].get("view_probe", {}).get("pose_embedding")
         probe_cell = (f"{100 * zp_probe['accuracy']:.1f} ({100 * zp_probe['chance']:.0f})"
-                      if zp_probe else "–")
+                      if zp_probe and zp_probe.get("accuracy") is not None else "–")
         rlines.append(f"| {DISPLAY[m]} | {100 * pm['pose_embedding']['1']:.1f} | "
                       f"{100 * pm['pose_embedding']['5']:.1f} | {100 * pm['pose_embedding']['10']:.1f}"
                       f" | {100 * pm['view_embedding']['1']:.1f} | {100 * pm['raw_2d']['1']:.1f} | "
