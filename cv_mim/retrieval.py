@@ -3,7 +3,11 @@ r"""Cross-view retrieval evaluation of an export on Human3.6M-layout multi-view 
     python -m cv_mim.retrieval --export_dir=runs/cv_mim/export --data_dir=DATA/h36m \
         --subjects=S9,S11 --output_dir=runs/cv_mim/retrieval
 
-Writes retrieval_results.json, retrieval.md (the table) and nearest-neighbour PNG panels.
+Writes retrieval_results.json and retrieval.md: Hit@k per feature, the camera predicted from one
+frame's feature by a linear probe (z_p's view predictability: chance for a view-invariant z_p) and
+Hit@1 per camera pair by the angle between the cameras' optical axes; with --draw, nearest-neighbour
+panels (hits green, misses red, with the 3D poses) and a PCA map of the features coloured by pose
+cluster and by camera (retrieval_embedding_map.png).
 
 Your own synchronised cameras (no 3D; hit = the same frame ± --tolerance frames of another camera):
 
@@ -33,7 +37,8 @@ flags.DEFINE_float("threshold", 0.1, "P-MPJPE threshold on normalised 3D poses (
 flags.DEFINE_integer("frame_stride", 1, "Use every n-th frame.")
 flags.DEFINE_integer("max_queries", 2000, "Queries per camera pair (random subset; 0 = all).")
 flags.DEFINE_integer("seed", 0, "Seed of the query subset and the panels.")
-flags.DEFINE_bool("draw", True, "Draw nearest-neighbour panels (matplotlib).")
+flags.DEFINE_bool("draw", True, "Draw nearest-neighbour panels and the PCA embedding map "
+                  "(matplotlib).")
 cli.define_trust_export_flag()
 flags.DEFINE_enum("dataset", "h36m", ("h36m",) + registry.DETECTOR_DATASETS,
                   "h36m: the Human3.6M protocol above; a detector format: synchronised cameras "

@@ -11,9 +11,17 @@ when one of its k nearest gallery neighbours (Euclidean distance) is
 The same is measured with the pose embedding z_p, the view embedding z_v and the raw normalised 2D
 keypoints (26-d), so the table shows what the embedding adds over the input.
 
+Two more views of the same question: Hit@1 per camera pair next to the angle between the two cameras'
+optical axes (from the cameras' R), sorted by angle, and each feature's view predictability — how
+often a linear probe names the camera that saw a held-out frame (:mod:`cv_mim.downstream.probe`); a
+view-invariant z_p scores chance, the number to drive down. With ``draw``, neighbour panels (hits and
+misses, 2D and 3D) and a PCA map of the features coloured by pose cluster and by camera
+(:mod:`cv_mim.downstream.retrieval_figures`).
+
 Without 3D (your own synchronised cameras, e.g. ``--dataset=openpose_multiview``, a folder of ``cam*/``
 OpenPose folders): :func:`run_synchronised` counts a hit when a neighbour is the same frame ± ``tolerance``
-frames of another camera; frames where the person is not detected are neither queries nor gallery.
+frames of another camera; frames where the person is not detected are neither queries nor gallery
+(nor probed).
 """
 
 import dataclasses
@@ -31,7 +39,6 @@ from cv_mim.downstream import probe
 from cv_mim.downstream import retrieval_figures
 from cv_mim.keypoints import cameras as cameras_mod
 from cv_mim.keypoints import normalization
-from cv_mim.keypoints import profiles
 from cv_mim.serving import embedder as embedder_lib
 
 log = logging.getLogger("cv_mim.retrieval")
