@@ -10,6 +10,9 @@ setuptools.setup(
         "distributed pretraining, SavedModel export and the paper's evaluation protocols."
     ),
     packages=setuptools.find_packages(include=["cv_mim", "cv_mim.*"]),
+    # The shipped pretrained encoder (a SavedModel and its card, ~5 MB): cv_mim/serving/pretrained.py.
+    package_data={"cv_mim": ["pretrained/*.json", "pretrained/*/*.pb", "pretrained/*/*.json",
+                             "pretrained/*/variables/*", "pretrained/*/assets/*"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16",

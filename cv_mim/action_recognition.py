@@ -19,6 +19,7 @@ from cv_mim.data import registry as data_registry
 from cv_mim.downstream import action_recognition as action_lib
 from cv_mim.downstream import classifiers
 from cv_mim.serving import embed as embed_lib
+from cv_mim.serving import pretrained
 
 FLAGS = flags.FLAGS
 
@@ -26,7 +27,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("embeddings", None, "A cv_mim.embed output (.npz).")
 
 
-flags.DEFINE_string("export_dir", None, "Shortcut: embed --input with this export first.")
+flags.DEFINE_string("export_dir", None, "Embed --input with this export first (default without "
+                    "--embeddings: the shipped pretrained encoder, cv_mim/pretrained/).")
 
 
 flags.DEFINE_enum("dataset", None, ("penn_action", "ntu_rgbd") + data_registry.DETECTOR_DATASETS,
@@ -104,11 +106,12 @@ flags.mark_flag_as_required("output_dir")
 def main(argv):
     cli.start(argv)
     embeddings = FLAGS.embeddings
-    if FLAGS.export_dir:
-        if embeddings:
-            raise app.UsageError("give either --embeddings or --export_dir, not both")
+    if embeddings and (FLAGS.export_dir or FLAGS.input):
+        raise app.UsageError("give either --embeddings or --export_dir/--input, not both")
+    if not embeddings:
         if not FLAGS.dataset or not FLAGS.input:
-            raise app.UsageError("--export_dir needs --dataset and --input")
+            raise app.UsageError("give --embeddings (from cv_mim.embed), or --dataset and --input "
+                                 "(embedded with --export_dir, default the shipped encoder)")
         flips = ("keep", "swap") if FLAGS.dataset == "penn_action" else ()
         kwargs = {"skip_malformed": FLAGS.skip_malformed}
         if FLAGS.dataset == "ntu_rgbd":
@@ -118,11 +121,9 @@ def main(argv):
         if FLAGS.dataset in data_registry.DETECTOR_DATASETS:
             kwargs = cli.detector_kwargs(FLAGS)
         embeddings = embed_lib.embed_dataset(
-            FLAGS.export_dir, FLAGS.dataset, FLAGS.input,
+            pretrained.resolve(FLAGS.export_dir), FLAGS.dataset, FLAGS.input,
             os.path.join(FLAGS.output_dir, "embeddings.npz"), flip_modes=flips,
             trust_export=FLAGS.trust_export, **kwargs)
-    if not embeddings:
-        raise app.UsageError("give --embeddings (from cv_mim.embed) or --export_dir")
     seeds = cli.parse_seeds(FLAGS.seeds)
     action_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir, setting=FLAGS.setting,
                   features=FLAGS.features, train_view=FLAGS.train_view, fraction=FLAGS.fraction,

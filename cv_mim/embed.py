@@ -10,9 +10,11 @@ from absl import flags
 from cv_mim import cli
 from cv_mim.data import registry as data_registry
 from cv_mim.serving import embed as embed_lib
+from cv_mim.serving import pretrained
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("export_dir", None, "SavedModel from cv_mim.export.")
+flags.DEFINE_string("export_dir", None, "SavedModel from cv_mim.export (default: the shipped "
+                    "pretrained encoder, cv_mim/pretrained/).")
 flags.DEFINE_enum("dataset", None, data_registry.DATASETS,
                   "penn_action: labels/ folder of .mat; ntu_rgbd: folder of .skeleton; h36m: "
                   "folder with data_3d_h36m.npz (+ data_2d_h36m_gt.npz) and cameras.json; npy: a "
@@ -32,7 +34,7 @@ flags.DEFINE_float("min_visible_fraction", 0.4, "Penn: drop clips with fewer vis
 cli.define_invisible_joints_flag()
 cli.define_trust_export_flag()
 cli.define_detector_flags()
-flags.mark_flags_as_required(["export_dir", "dataset", "input", "output"])
+flags.mark_flags_as_required(["dataset", "input", "output"])
 
 
 @cli.friendly_errors
@@ -48,7 +50,7 @@ def main(argv):
         kwargs["invisible_joints"] = FLAGS.invisible_joints
     if FLAGS.dataset in data_registry.DETECTOR_DATASETS:
         kwargs = cli.detector_kwargs(FLAGS)
-    path = embed_lib.embed_dataset(FLAGS.export_dir, FLAGS.dataset, FLAGS.input, FLAGS.output,
+    path = embed_lib.embed_dataset(pretrained.resolve(FLAGS.export_dir), FLAGS.dataset, FLAGS.input, FLAGS.output,
                                    flip_modes=tuple(FLAGS.flip_modes),
                                    trust_export=FLAGS.trust_export, **kwargs)
     print(f"wrote {path}")

@@ -35,9 +35,12 @@ def write_json(path, payload):
 
 
 def write_results(output_dir, results, json_name, table, table_name, heading=""):
-    """Writes a run's results JSON and its Markdown table into ``output_dir`` and logs the table."""
+    """Writes a run's results JSON and its Markdown table into ``output_dir`` and logs where.
+
+    The binaries print the table themselves (stdout); logging it here too showed it twice."""
     tf.io.gfile.makedirs(output_dir)
     write_json(os.path.join(output_dir, json_name), results)
     with tf.io.gfile.GFile(os.path.join(output_dir, table_name), "w") as f:
         f.write((heading + "\n\n" if heading else "") + table + "\n")
-    log.info("\n%s", table)
+    log.info("wrote %s and %s", os.path.join(output_dir, json_name),
+             os.path.join(output_dir, table_name))

@@ -22,9 +22,11 @@ from cv_mim import cli
 from cv_mim.data import h36m
 from cv_mim.data import registry
 from cv_mim.downstream import retrieval as retrieval_lib
+from cv_mim.serving import pretrained
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("export_dir", None, "SavedModel from cv_mim.export.")
+flags.DEFINE_string("export_dir", None, "SavedModel from cv_mim.export (default: the shipped "
+                    "pretrained encoder, cv_mim/pretrained/).")
 flags.DEFINE_string("output_dir", None, "Where results go.")
 flags.DEFINE_string("data_dir", None, "Directory with data_3d_h36m.npz, data_2d_h36m_gt.npz, "
                     "cameras.json.")
@@ -47,23 +49,24 @@ flags.DEFINE_string("input", None, "Detector formats: the take (e.g. a folder of
 cli.define_detector_flags()
 flags.DEFINE_integer("tolerance", 0, "Detector formats: a neighbour within this many frames of the "
                      "query's frame is a hit.")
-flags.mark_flags_as_required(["export_dir", "output_dir"])
+flags.mark_flags_as_required(["output_dir"])
 
 
 @cli.friendly_errors
 def main(argv):
     cli.start(argv)
+    export_dir = pretrained.resolve(FLAGS.export_dir)
     if FLAGS.dataset != "h36m":
         if not FLAGS.input:
             raise ValueError(f"--dataset={FLAGS.dataset} needs --input")
         results = retrieval_lib.run_synchronised(
-            export_dir=FLAGS.export_dir, output_dir=FLAGS.output_dir, dataset=FLAGS.dataset,
+            export_dir=export_dir, output_dir=FLAGS.output_dir, dataset=FLAGS.dataset,
             path=FLAGS.input, tolerance=FLAGS.tolerance, trust_export=FLAGS.trust_export,
             **cli.detector_kwargs(FLAGS))
         print(retrieval_lib.synchronised_table(results))
         return
     results = retrieval_lib.run(
-        export_dir=FLAGS.export_dir, output_dir=FLAGS.output_dir, data_dir=FLAGS.data_dir,
+        export_dir=export_dir, output_dir=FLAGS.output_dir, data_dir=FLAGS.data_dir,
         data_3d=FLAGS.data_3d, data_2d=FLAGS.data_2d, cameras=FLAGS.cameras,
         subjects=FLAGS.subjects, unit=FLAGS.unit, threshold=FLAGS.threshold,
         frame_stride=FLAGS.frame_stride, max_queries=FLAGS.max_queries or None, seed=FLAGS.seed,

@@ -24,8 +24,8 @@ flags.DEFINE_enum("size", "default", sorted(world.SIZES), "Preset size of the wo
 flags.DEFINE_bool("noise", True, "Detector-like 2D noise and missing joints (--nonoise: exact "
                   "projections, every joint visible).")
 flags.DEFINE_multi_enum("formats", list(world.FORMATS), world.FORMATS, "Formats to write.")
-flags.DEFINE_integer("num_subjects", None, "Human3.6M-layout subjects (1-7; picked S1, S9, S5, S11, "
-                     "S6, S7, S8). Default: all 7 (size default) / 2 (size tiny).")
+flags.DEFINE_integer("num_subjects", None, "Human3.6M-layout subjects (1-11; picked S1, S9, S5, S11, "
+                     "S6, S7, S8, S2, S3, S4, S10). Default: the size's (default 7, tiny 2, large 11).")
 flags.DEFINE_integer("h36m_frames", None, "Frames per Human3.6M-layout take (default: the size's).")
 flags.DEFINE_integer("penn_clips", None, "Number of Penn Action clips (default: the size's).")
 flags.DEFINE_list("ntu_performers", None, "NTU performer ids, e.g. 1,2,3,4 (default: the size's).")

@@ -17,10 +17,12 @@ from cv_mim import cli
 from cv_mim.data import registry as data_registry
 from cv_mim.downstream import view_classification as view_lib
 from cv_mim.serving import embed as embed_lib
+from cv_mim.serving import pretrained
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("embeddings", None, "A cv_mim.embed output of Penn Action (.npz).")
-flags.DEFINE_string("export_dir", None, "Shortcut: embed --input with this export first.")
+flags.DEFINE_string("export_dir", None, "Embed --input with this export first (default without "
+                    "--embeddings: the shipped pretrained encoder, cv_mim/pretrained/).")
 flags.DEFINE_string("input", None, "Penn Action labels/ folder (with --export_dir).")
 flags.DEFINE_string("output_dir", None, "Results directory.")
 flags.DEFINE_bool("skip_malformed", False, "With --export_dir: skip malformed label files (counted in "
@@ -50,17 +52,19 @@ def main(argv):
         raise app.UsageError(f"--features: unknown {unknown}; choose from "
                              f"{view_lib.FEATURES}")
     embeddings = FLAGS.embeddings
-    if FLAGS.export_dir:
-        if embeddings or not FLAGS.input:
-            raise app.UsageError("--export_dir needs --input and no --embeddings")
+    if embeddings and (FLAGS.export_dir or FLAGS.input):
+        raise app.UsageError("give either --embeddings or --export_dir/--input, not both")
+    if not embeddings:
+        if not FLAGS.input:
+            raise app.UsageError("give --embeddings (from cv_mim.embed) or --input (embedded with "
+                                 "--export_dir, default the shipped encoder)")
         kwargs = ({"skip_malformed": FLAGS.skip_malformed,
                    "invisible_joints": FLAGS.invisible_joints} if FLAGS.dataset == "penn_action"
                   else cli.detector_kwargs(FLAGS))
-        embeddings = embed_lib.embed_dataset(FLAGS.export_dir, FLAGS.dataset, FLAGS.input,
+        embeddings = embed_lib.embed_dataset(pretrained.resolve(FLAGS.export_dir), FLAGS.dataset,
+                                             FLAGS.input,
                                              os.path.join(FLAGS.output_dir, "embeddings.npz"),
                                              trust_export=FLAGS.trust_export, **kwargs)
-    if not embeddings:
-        raise app.UsageError("give --embeddings (from cv_mim.embed) or --export_dir")
     seeds = cli.parse_seeds(FLAGS.seeds)
     view_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir,
                                 features=tuple(FLAGS.features), steps=FLAGS.steps,

@@ -4,6 +4,7 @@ The files are read back with generic readers (np.load, scipy.io.loadmat, a stric
 here), and geometric facts are checked against independent computations (the projection formula of the
 cameras.json note, mirror symmetry, where the shoulders fall in each view).
 """
+import dataclasses
 import hashlib
 import json
 import pathlib
@@ -484,7 +485,7 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="formats"):
         world_mod.generate_world(tmp_path / "b", size="tiny", formats=("kinetics",))
     with pytest.raises(ValueError, match="num_subjects"):
-        world_mod.generate_world(tmp_path / "c", size="tiny", num_subjects=9)
+        world_mod.generate_world(tmp_path / "c", size="tiny", num_subjects=12)
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "precious.txt").write_text("keep me")
     with pytest.raises(ValueError, match="not empty"):
@@ -505,6 +506,48 @@ def test_num_subjects_keeps_a_held_out_subject(tmp_path):
     assert manifest["h36m"]["train_subjects"] == ["S1", "S5"]
     assert manifest["h36m"]["test_subjects"] == ["S9"]
     assert not (tmp_path / "penn_action").exists()
+
+
+def _pair_angles(cams):
+    """Angles (degrees) between the optical axes of every camera pair of one rig."""
+    axes = [np.asarray(c.R)[2] for c in cams]
+    return [float(np.degrees(np.arccos(np.clip(axes[i] @ axes[j], -1.0, 1.0))))
+            for i in range(len(axes)) for j in range(i + 1, len(axes))]
+
+
+def test_random_rig_shows_every_pair_angle_and_room_rig_is_unchanged():
+    subjects = tuple(world_mod._H36M_SUBJECT_ORDER)
+    size = world_mod.WorldSize(h36m_subjects=subjects, h36m_actions=("walk",), h36m_frames=4)
+    room = world_mod.generate_h36m(0, size, noise=False)
+    rand = world_mod.generate_h36m(0, dataclasses.replace(size, h36m_rig="random"), noise=False)
+    room_angles = np.concatenate([_pair_angles(room.cameras[s]) for s in subjects])
+    rand_angles = np.concatenate([_pair_angles(rand.cameras[s]) for s in subjects])
+    # The room's square never shows the real rig's ~45° pairs; the random rig covers 25°..180°.
+    assert room_angles.min() > 55.0
+    assert rand_angles.min() > 15.0
+    counts, _ = np.histogram(rand_angles, bins=[0, 60, 120, 181])
+    assert np.all(counts >= 8), counts
+    # The same subject's 3D take does not depend on the rig; its 2D does.
+    np.testing.assert_array_equal(room.positions_3d["S1"]["Walk 1"], rand.positions_3d["S1"]["Walk 1"])
+    assert not np.allclose(room.positions_2d["S1"]["Walk 1"][0], rand.positions_2d["S1"]["Walk 1"][0])
+
+
+def test_several_takes_per_action_keep_take_one():
+    size = world_mod.WorldSize(h36m_subjects=("S1", "S10"), h36m_actions=("walk", "squat"),
+                               h36m_frames=6)
+    one = world_mod.generate_h36m(3, size, noise=True)
+    two = world_mod.generate_h36m(3, dataclasses.replace(size, h36m_takes=2), noise=True)
+    assert sorted(two.positions_3d["S10"]) == ["Squat 1", "Squat 2", "Walk 1", "Walk 2"]
+    for subject in ("S1", "S10"):
+        for name in ("Walk 1", "Squat 1"):
+            np.testing.assert_array_equal(one.positions_3d[subject][name], two.positions_3d[subject][name])
+            np.testing.assert_array_equal(one.positions_2d[subject][name][2],
+                                          two.positions_2d[subject][name][2])
+    assert not np.allclose(two.positions_3d["S1"]["Walk 1"], two.positions_3d["S1"]["Walk 2"])
+    with pytest.raises(ValueError, match="h36m_rig"):
+        world_mod.generate_world(tempfile.mkdtemp(), size="tiny", h36m_rig="dome")
+    with pytest.raises(ValueError, match="h36m_takes"):
+        world_mod.generate_world(tempfile.mkdtemp(), size="tiny", h36m_takes=0)
 
 
 def test_command_line_binary(tmp_path):

@@ -13,14 +13,27 @@ import tensorflow as tf
 from cv_mim.keypoints import checks
 from cv_mim.keypoints import profiles
 from cv_mim.serving import export as export_lib
+from cv_mim.serving import pretrained
 
 OUTPUTS = ("pose_embedding", "view_embedding", "normalized_keypoints")
 
 
 class Embedder:
-    """Embeds canonical 13-joint 2D keypoints with a SavedModel from ``cv_mim.export``."""
+    """Embeds 2D keypoints with a SavedModel from ``cv_mim.export`` (default: the shipped encoder).
 
-    def __init__(self, export_dir, *, trust_export=False):
+    Two lines from detector keypoints to view-invariant pose embeddings::
+
+        from cv_mim.serving.embedder import Embedder
+        z_p = Embedder().embed(keypoints, layout="coco17")["pose_embedding"]
+    """
+
+    def __init__(self, export_dir=None, *, trust_export=False):
+        """Args:
+          export_dir: a ``cv_mim.export`` directory; None = the shipped pretrained encoder
+            (:mod:`cv_mim.serving.pretrained`).
+          trust_export: skip the op allow-list check (only for exports you made yourself).
+        """
+        export_dir = pretrained.resolve(export_dir)
         self.export_dir = export_dir
         self.module, self.metadata = export_lib.load_export(export_dir, trust_export=trust_export)
         self._fn = self.module.signatures["embed_with_scores"]
@@ -71,6 +84,24 @@ class Embedder:
         self._check_finite(result, name)
         result["has_pose"] = checks.has_pose(kp, present)
         return result
+
+    def embed(self, keypoints, layout="canonical13", scores=None, *, batch_size=4096):
+        """Embeds keypoints in any supported layout (``profiles.SOURCE_LAYOUTS``: coco17, openpose25,
+        halpe26, mediapipe33, h36m17, ...) with optional per-joint scores (a joint with score <= 0 is
+        missing).
+
+        Args:
+          keypoints: [N, J, 2] pixels in the native joint order of `layout`.
+          layout: the layout's name.
+          scores: optional [N, J] confidences or visibilities.
+          batch_size: frames per SavedModel call.
+
+        Returns:
+          The dict of :meth:`__call__` (``pose_embedding`` [N, P], ``view_embedding`` [N, V],
+          ``normalized_keypoints``, ``has_pose``).
+        """
+        kp13, mask13 = profiles.convert_keypoints(keypoints, layout, scores)
+        return self(kp13, mask13, batch_size=batch_size, name=f"keypoints ({layout})")
 
     @staticmethod
     def _check_input(keypoints_2d, name):

@@ -7,8 +7,9 @@ actions (`synthetic_motions`), filmed by cameras placed all around them, with de
 
 * ``OUT/h36m/{data_3d_h36m.npz, data_2d_h36m_gt.npz, cameras.json}`` — multi-view pretraining data in
   the VideoPose3D layout (paper §4.1 "Human3.6M"): subjects S1, S5, S6, S7, S8 (training) and S9, S11
-  (held out), every action once per subject (``"Walk 1"``, ``"GolfSwing 1"``, ...), 3D in metres (T, 32,
-  3) world z-up, 2D in pixels (T, 17, 2) per camera in the ``camera_order`` of ``cameras.json``
+  (held out), every action once per subject (``"Walk 1"``, ``"GolfSwing 1"``, ...; the ``large`` size
+  adds S2, S3, S4, S10 for training, two takes per action and cameras anywhere around the subject),
+  3D in metres (T, 32, 3) world z-up, 2D in pixels (T, 17, 2) per camera in the ``camera_order`` of ``cameras.json``
   (Human3.6M's distortion model). With ``noise`` the 2D file holds detector-like noisy keypoints (it
   plays the role of the detections the paper pairs across views); without it, the exact projections.
 * ``OUT/penn_action/labels/NNNN.mat`` — single-view action clips in the Penn Action label format (paper
@@ -73,8 +74,23 @@ H36M_TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 H36M_TEST_SUBJECTS = ("S9", "S11")
 
 
-# Order in which `num_subjects` picks subjects: any two include a held-out one.
-_H36M_SUBJECT_ORDER = ("S1", "S9", "S5", "S11", "S6", "S7", "S8")
+# Human3.6M recorded S2, S3, S4 and S10 but never released them; the synthetic world uses the names for
+# extra training subjects (body shapes) in the larger sizes.
+H36M_EXTRA_TRAIN_SUBJECTS = ("S2", "S3", "S4", "S10")
+
+
+# Order in which `num_subjects` picks subjects: any two include a held-out one. New subjects are only
+# ever appended (a subject's random streams are keyed by its index here).
+_H36M_SUBJECT_ORDER = ("S1", "S9", "S5", "S11", "S6", "S7", "S8") + H36M_EXTRA_TRAIN_SUBJECTS
+
+
+# How the four Human3.6M-format cameras are placed per subject (`WorldSize.h36m_rig`):
+#   room   — the real room's square: nominal azimuths ±45°, ±135°, each jittered ±15°, so every camera
+#            pair is 90° ± 30° or 180° ± 30° apart;
+#   random — four azimuths anywhere on the circle (no two closer than 25°), distances 3.5-7 m, heights
+#            0.6-2.8 m: every pair angle from 25° to 180° occurs (the real Human3.6M rig has pairs 46-50°,
+#            123-127° and 154° apart, which `room` never shows).
+H36M_RIGS = ("room", "random")
 
 
 H36M_CAMERA_IDS = ("54138969", "55011271", "58860488", "60457274")
@@ -125,6 +141,9 @@ class WorldSize:
       h36m_actions: motion names performed by every subject (one take each).
       h36m_frames: frames per take.
       h36m_fps: frame rate of the multi-view takes.
+      h36m_takes: takes per (subject, action), named ``"<Action> 1"``, ``"<Action> 2"``, ... (like the
+        real dataset's two takes per action).
+      h36m_rig: camera placement per subject, one of `H36M_RIGS`.
       penn_clips: number of Penn Action clips (balanced over classes x views, half train / half test).
       penn_actions: Penn classes.
       penn_frames: (min, max) frames per Penn clip.
@@ -139,6 +158,8 @@ class WorldSize:
     h36m_actions: tuple = tuple(motions.MOTIONS)
     h36m_frames: int = 150
     h36m_fps: float = 15.0
+    h36m_takes: int = 1
+    h36m_rig: str = "room"
     penn_clips: int = 616
     penn_actions: tuple = motions.PENN_ACTIONS
     penn_frames: tuple = (40, 120)
@@ -157,6 +178,12 @@ SIZES = {
         h36m_frames=30, penn_clips=64, penn_frames=(24, 40),
         penn_actions=("golf_swing", "jumping_jacks", "squat", "tennis_serve"),
         ntu_performers=(1, 3), ntu_actions=(23, 24), ntu_setups=1, ntu_frames=(10, 14)),
+    # A more varied world: 9 training subjects instead of 5, two takes per action, cameras anywhere
+    # around the subject. Measured against "default" for the shipped encoder (BUILD_NOTES §14): at
+    # equal steps (<= 8000) it transferred worse to the real Human3.6M sample, so it is not the default.
+    "large": WorldSize(
+        h36m_subjects=H36M_TRAIN_SUBJECTS + H36M_EXTRA_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS,
+        h36m_takes=2, h36m_rig="random"),
 }
 
 
@@ -184,19 +211,47 @@ def _h36m_intrinsics(seed: int) -> dict:
     return out
 
 
-def _h36m_rig(seed: int, subject_index: int, intrinsics: dict) -> list:
-    """Four room cameras around the capture area, jittered per subject (like the real per-subject
-    extrinsics): azimuth ±15°, distance 4.8-6.2 m, height 0.9-2.4 m."""
+def _random_azimuths(rng: np.random.Generator, count: int, min_separation: float) -> np.ndarray:
+    """`count` azimuths (degrees) uniform on the circle, no two closer than `min_separation`."""
+    while True:
+        az = rng.uniform(-180.0, 180.0, count)
+        gaps = np.abs(capture.wrap_deg(az[:, None] - az[None, :]))
+        if np.all(gaps[~np.eye(count, dtype=bool)] >= min_separation):
+            return az
+
+
+def _h36m_rig(seed: int, subject_index: int, intrinsics: dict, rig: str = "room") -> list:
+    """Four cameras around the capture area, per subject (like the real per-subject extrinsics).
+
+    ``room``: the room's square, azimuth ±15°, distance 4.8-6.2 m, height 0.9-2.4 m. ``random``: see
+    `H36M_RIGS`. The ``room`` streams are drawn exactly as before ``random`` existed.
+    """
     rng = capture.rng(seed, _STREAM_H36M_RIG, 1 + subject_index)
+    if rig == "random":
+        azimuths = _random_azimuths(capture.rng(seed, _STREAM_H36M_RIG, 100 + subject_index),
+                                    len(H36M_CAMERA_IDS), 25.0)
+        jitter, distances, heights = (0.0, 0.0), (3.5, 7.0), (0.6, 2.8)
+    else:
+        azimuths, jitter, distances, heights = _H36M_CAMERA_AZIMUTH, (-15.0, 15.0), (4.8, 6.2), (0.9, 2.4)
     cams = []
-    for cam_id, azimuth in zip(H36M_CAMERA_IDS, _H36M_CAMERA_AZIMUTH):
-        az = np.deg2rad(azimuth + rng.uniform(-15.0, 15.0))
-        dist = rng.uniform(4.8, 6.2)
-        position = (dist * np.cos(az), dist * np.sin(az), rng.uniform(0.9, 2.4))
+    for cam_id, azimuth in zip(H36M_CAMERA_IDS, azimuths):
+        az = np.deg2rad(azimuth + rng.uniform(*jitter))
+        dist = rng.uniform(*distances)
+        position = (dist * np.cos(az), dist * np.sin(az), rng.uniform(*heights))
         target = (rng.uniform(-0.3, 0.3), rng.uniform(-0.3, 0.3), rng.uniform(0.8, 1.1))
         cams.append(capture.look_at_camera(cam_id, position, target, roll_deg=rng.uniform(-2.0, 2.0),
                                    **intrinsics[cam_id]))
     return cams
+
+
+def _h36m_take_name(motion: str, take_number: int) -> str:
+    return f"{motions.H36M_ACTION_NAMES[motion]} {take_number}"
+
+
+def _h36m_take_plan(size: WorldSize):
+    """(action index, motion, take number) of every take of one subject, in stream order."""
+    return [(a_index, motion, take) for a_index, motion in enumerate(size.h36m_actions)
+            for take in range(1, size.h36m_takes + 1)]
 
 
 def generate_h36m(seed: int, size: WorldSize, noise: bool = True) -> H36MWorld:
@@ -207,16 +262,18 @@ def generate_h36m(seed: int, size: WorldSize, noise: bool = True) -> H36MWorld:
     for subject in size.h36m_subjects:
         s_index = _H36M_SUBJECT_ORDER.index(subject)
         person = body.sample_subject(capture.rng(seed, _STREAM_H36M_SUBJECT, s_index))
-        cams = _h36m_rig(seed, s_index, intrinsics)
+        cams = _h36m_rig(seed, s_index, intrinsics, size.h36m_rig)
         rigs[subject] = cams
         positions_3d[subject], positions_2d[subject] = {}, {}
-        for a_index, motion in enumerate(size.h36m_actions):
-            rng = capture.rng(seed, _STREAM_H36M_TAKE, s_index, a_index)
+        for a_index, motion, take_number in _h36m_take_plan(size):
+            # Take 1 keeps the stream it had before several takes existed.
+            rng = capture.rng(seed, _STREAM_H36M_TAKE, s_index, a_index,
+                              *((take_number,) if take_number > 1 else ()))
             take = motions.sample_take(motion, rng, num_frames=size.h36m_frames, fps=size.h36m_fps,
                                        facing=rng.uniform(-180.0, 180.0), mode="sequence")
             points = take.positions(person)
             points[..., :2] += rng.uniform(-0.3, 0.3, 2)
-            name = f"{motions.H36M_ACTION_NAMES[motion]} 1"
+            name = _h36m_take_name(motion, take_number)
             pose32 = points[:, body.H36M32_INDEX].astype(np.float32)
             positions_3d[subject][name] = pose32
             views, view_labels = [], {}
@@ -482,8 +539,9 @@ def _resolve_size(size, num_subjects=None, h36m_frames=None, penn_clips=None, nt
         if not 1 <= int(num_subjects) <= len(_H36M_SUBJECT_ORDER):
             raise ValueError(f"num_subjects must be in 1..{len(_H36M_SUBJECT_ORDER)}, got {num_subjects}")
         chosen = set(_H36M_SUBJECT_ORDER[:int(num_subjects)])
-        changes["h36m_subjects"] = tuple(s for s in H36M_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS
-                                         if s in chosen)
+        changes["h36m_subjects"] = tuple(
+            s for s in H36M_TRAIN_SUBJECTS + H36M_EXTRA_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS
+            if s in chosen)
     if h36m_frames is not None:
         changes["h36m_frames"] = int(h36m_frames)
     if penn_clips is not None:
@@ -500,6 +558,9 @@ def _resolve_size(size, num_subjects=None, h36m_frames=None, penn_clips=None, nt
     for name in world.penn_actions:
         if name not in motions.MOTIONS:
             raise ValueError(f"unknown motion {name!r} in penn_actions; known: {sorted(motions.MOTIONS)}")
+    if world.h36m_rig not in H36M_RIGS or world.h36m_takes < 1:
+        raise ValueError(f"h36m_rig must be one of {H36M_RIGS} and h36m_takes >= 1, got "
+                         f"{world.h36m_rig!r}, {world.h36m_takes}")
     if world.h36m_frames < 2 or world.penn_clips < 0:
         raise ValueError(f"h36m_frames must be >= 2 and penn_clips >= 0, got {world.h36m_frames}, "
                          f"{world.penn_clips}")
@@ -540,11 +601,11 @@ def generate_world(output_dir, *, seed: int = 0, size="default", noise: bool = T
       output_dir: output directory (created; a previous world there is replaced; any other
         non-empty directory is refused).
       seed: random seed; the same seed gives the same arrays.
-      size: 'default', 'tiny' or a `WorldSize`.
+      size: a name in `SIZES` ('default', 'tiny', 'large') or a `WorldSize`.
       noise: detector-like 2D noise and missing joints (False: exact projections, all visible).
       formats: subset of `FORMATS` to write.
-      num_subjects: number of Human3.6M subjects (1-7, picked as S1, S9, S5, S11, S6, S7, S8 so that
-        two or more include a held-out subject).
+      num_subjects: number of Human3.6M subjects (1-11, picked as S1, S9, S5, S11, S6, S7, S8, S2,
+        S3, S4, S10 so that two or more include a held-out subject).
       h36m_frames, penn_clips, ntu_performers: override the size's counts.
       **size_overrides: any other `WorldSize` field.
 
@@ -602,13 +663,13 @@ def generate_world(output_dir, *, seed: int = 0, size="default", noise: bool = T
             "num_joints": 17, "keypoints_symmetry": [list(g) for g in h36m_lib.KEYPOINTS_SYMMETRY_17],
             "camera_ids": list(H36M_CAMERA_IDS)})
         cameras_mod.save_h36m_cameras(folder / "cameras.json", data.cameras, list(H36M_CAMERA_IDS))
-        manifest["classes"]["h36m"] = [f"{motions.H36M_ACTION_NAMES[m]} 1" for m in world.h36m_actions]
+        manifest["classes"]["h36m"] = [_h36m_take_name(m, t) for _, m, t in _h36m_take_plan(world)]
         manifest["counts"]["h36m"] = {"subjects": len(data.positions_3d), "takes": len(data.takes),
                                       "cameras": len(H36M_CAMERA_IDS)}
         manifest["frames"]["h36m"] = int(sum(t["frames"] for t in data.takes))
         manifest["h36m"] = {
             "fps": world.h36m_fps, "camera_order": list(H36M_CAMERA_IDS),
-            "train_subjects": [s for s in world.h36m_subjects if s in H36M_TRAIN_SUBJECTS],
+            "train_subjects": [s for s in world.h36m_subjects if s not in H36M_TEST_SUBJECTS],
             "test_subjects": [s for s in world.h36m_subjects if s in H36M_TEST_SUBJECTS],
             "takes": data.takes}
     if "penn_action" in formats:
