@@ -29,6 +29,7 @@ from cv_mim import records
 from cv_mim.data import registry
 from cv_mim.keypoints import normalization
 from cv_mim.keypoints import profiles
+from cv_mim.keypoints import retrieval_metrics
 from cv_mim.serving import embedder as embedder_lib
 
 log = logging.getLogger("cv_mim.retrieval")
@@ -37,55 +38,10 @@ log = logging.getLogger("cv_mim.retrieval")
 FEATURES = ("pose_embedding", "view_embedding", "raw_2d")
 
 
-KS = (1, 5, 10)
-
-
-def procrustes_mpjpe(predicted, target):
-    """Procrustes-aligned MPJPE between poses [..., J, 3] (similarity transform of predicted onto
-    target: rotation, uniform scale, translation); returns [...]."""
-    p = np.asarray(predicted, np.float64)
-    t = np.asarray(target, np.float64)
-    mu_p = p.mean(axis=-2, keepdims=True)
-    mu_t = t.mean(axis=-2, keepdims=True)
-    p0, t0 = p - mu_p, t - mu_t
-    norm_p = np.sqrt((p0 ** 2).sum(axis=(-2, -1), keepdims=True)) + 1e-12
-    norm_t = np.sqrt((t0 ** 2).sum(axis=(-2, -1), keepdims=True)) + 1e-12
-    p0, t0 = p0 / norm_p, t0 / norm_t
-    h = np.swapaxes(p0, -1, -2) @ t0
-    u, s, vt = np.linalg.svd(h)
-    v = np.swapaxes(vt, -1, -2)
-    r = v @ np.swapaxes(u, -1, -2)
-    # Proper rotations only (no reflection).
-    det = np.sign(np.linalg.det(r))
-    sign = np.ones_like(s)
-    sign[..., -1] = det
-    v = v * sign[..., None, :]
-    s = s * sign
-    r = v @ np.swapaxes(u, -1, -2)
-    scale = s.sum(axis=-1)[..., None, None] * norm_t / norm_p
-    aligned = scale * (p - mu_p) @ np.swapaxes(r, -1, -2) + mu_t
-    return np.linalg.norm(aligned - t, axis=-1).mean(axis=-1)
-
-
-def _nearest(queries, gallery, k, chunk=2048):
-    """Indices [Q, k] of the k nearest gallery rows (Euclidean) of every query."""
-    gallery_sq = (gallery ** 2).sum(axis=1)
-    out = np.empty((len(queries), k), np.int64)
-    for s in range(0, len(queries), chunk):
-        q = queries[s:s + chunk]
-        d = gallery_sq[None, :] - 2.0 * q @ gallery.T
-        idx = np.argpartition(d, kth=min(k, d.shape[1] - 1), axis=1)[:, :k]
-        order = np.take_along_axis(d, idx, axis=1).argsort(axis=1)
-        out[s:s + chunk] = np.take_along_axis(idx, order, axis=1)
-    return out
-
-
-def hits_at_k(neighbours, is_hit_fn, ks=KS):
-    """Fraction of queries with a hit among their first k neighbours, for each k."""
-    hits = is_hit_fn(neighbours)  # [Q, kmax] bool
-    cumulative = np.cumsum(hits, axis=1) > 0
-    # String keys, so results read back from JSON look the same as fresh ones.
-    return {str(k): float(cumulative[:, k - 1].mean()) for k in ks}
+KS = retrieval_metrics.KS
+# The numpy core (one definition, shared with the validation of cv_mim.training).
+procrustes_mpjpe = retrieval_metrics.procrustes_mpjpe
+hits_at_k = retrieval_metrics.hits_at_k
 
 
 @dataclasses.dataclass
@@ -101,33 +57,18 @@ class RetrievalData:
 
 def evaluate(data: RetrievalData, *, threshold=0.1, ks=KS, max_queries=None, seed=0):
     """Hit@k per feature, averaged over all ordered camera pairs. Returns a results dict."""
-    kmax = max(ks)
-    num_cameras = len(data.camera_ids)
     n = data.poses_3d.shape[0]
-    rng = np.random.default_rng(seed)
-    query_idx = np.arange(n) if not max_queries or max_queries >= n else np.sort(
-        rng.choice(n, max_queries, replace=False))
+    num_queries = len(retrieval_metrics.query_indices(n, max_queries, seed))
     results = {"threshold": threshold, "num_frames": int(n),
-               "num_queries_per_pair": int(len(query_idx)), "camera_ids": data.camera_ids,
+               "num_queries_per_pair": int(num_queries), "camera_ids": data.camera_ids,
                "features": {}}
     for name, feats in data.features.items():
-        per_pair = []
-        for i in range(num_cameras):
-            for j in range(num_cameras):
-                if i == j:
-                    continue
-                nn = _nearest(feats[i][query_idx], feats[j], kmax)
-                exact = hits_at_k(nn, lambda nb: nb == query_idx[:, None], ks)
-                errors = procrustes_mpjpe(data.poses_3d[nn], data.poses_3d[query_idx][:, None])
-                near = hits_at_k(nn, lambda nb, e=errors: e <= threshold, ks)
-                per_pair.append({"query_camera": data.camera_ids[i],
-                                 "gallery_camera": data.camera_ids[j],
-                                 "exact": exact, "pmpjpe": near})
-        summary = {}
-        for crit in ("exact", "pmpjpe"):
-            summary[crit] = {str(k): float(np.mean([p[crit][str(k)] for p in per_pair]))
-                             for k in ks}
-        results["features"][name] = {"mean": summary, "per_pair": per_pair}
+        mean, per_pair, _ = retrieval_metrics.cross_view_hits(
+            feats, data.poses_3d, threshold=threshold, ks=ks, max_queries=max_queries, seed=seed)
+        per_pair = [{"query_camera": data.camera_ids[p["query"]],
+                     "gallery_camera": data.camera_ids[p["gallery"]],
+                     "exact": p["exact"], "pmpjpe": p["pmpjpe"]} for p in per_pair]
+        results["features"][name] = {"mean": mean, "per_pair": per_pair}
     return results
 
 
@@ -151,7 +92,7 @@ def draw_panels(path, data: RetrievalData, feature, *, num_queries=4, top=5, see
     n = data.poses_3d.shape[0]
     queries = rng.choice(n, size=min(num_queries, n), replace=False)
     feats = data.features[feature]
-    nn = _nearest(feats[query_camera][queries], feats[gallery_camera], top)
+    nn = retrieval_metrics.nearest(feats[query_camera][queries], feats[gallery_camera], top)
     shown = np.concatenate([data.keypoints_2d[query_camera, queries].reshape(-1, 2),
                             data.keypoints_2d[gallery_camera, nn.reshape(-1)].reshape(-1, 2)])
     extent = 1.1 * float(np.abs(shown).max()) + 1e-6
@@ -286,7 +227,7 @@ def synchronised_hits(features, present, camera_ids, *, tolerance=0, ks=KS):
             queries, gallery = np.flatnonzero(present[i]), np.flatnonzero(present[j])
             if i == j or not len(queries) or len(gallery) < kmax:
                 continue
-            nn = gallery[_nearest(feats[i][queries], feats[j][gallery], kmax)]
+            nn = gallery[retrieval_metrics.nearest(feats[i][queries], feats[j][gallery], kmax)]
             hits = hits_at_k(nn, lambda nb, q=queries: np.abs(nb - q[:, None]) <= tolerance, ks)
             per_pair.append({"query_camera": camera_ids[i], "gallery_camera": camera_ids[j],
                              "num_queries": int(len(queries)), "hits": hits})
