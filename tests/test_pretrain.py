@@ -64,11 +64,11 @@ def test_run_writes_checkpoint_events_flags_and_config(tmp_path, source):
                    "optimizers/discriminator/", "step/"):
         assert any(n.startswith(prefix) for n in names), prefix
     tags = _events(model_dir)
-    for tag in ("train/encoder/view_loss", "train/encoder/total_loss", "train/lr/encoder",
+    for tag in ("train/encoder/cross_view_loss", "train/encoder/total_loss", "train/lr/encoder",
                 "train/estimator/total_loss", "train/discriminator/total_loss",
                 "train/metrics/cross_view_mi"):
         assert tag in tags, tag
-    assert [s for s, _ in tags["train/encoder/view_loss"]] == [2, 4, 6]
+    assert [s for s, _ in tags["train/encoder/cross_view_loss"]] == [2, 4, 6]
     assert tags["train/lr/encoder"][0][1] == pytest.approx(0.02)
     # The encoder rebuilds from model_config.json + checkpoint alone, without building Q, D or the
     # local branch (export must not depend on the training networks).
