@@ -21,5 +21,10 @@ setuptools.setup(
         "scipy",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "test": ["pytest"],  # the tests read event files with TensorFlow, not tensorboard
+        # Only to view the curves (`tensorboard --logdir runs/...`): training writes the events
+        # with TensorFlow alone.
+        "tensorboard": ["tensorboard"],
+    },
 )
