@@ -188,7 +188,8 @@ def test_validation_does_not_change_training(tmp_path, source, val_set):
 def test_validation_arguments_are_refused_with_the_flag_named():
     common = dict(data_dir=str(H36M), subjects=("S1",))
     assert sources.load_validation_set("h36m", **common) is None
-    with pytest.raises(ValueError, match="--val_subjects: validation needs .*--data_format=authors_tfrecord has none"):
+    with pytest.raises(ValueError,
+                       match="--val_subjects: validation needs .*=authors_tfrecord has none"):
         sources.load_validation_set("authors_tfrecord", val_subjects=("S9",))
     with pytest.raises(ValueError, match="--val_subjects: S1 also train"):
         sources.load_validation_set("h36m", val_subjects=("S1", "S9"), **common)

@@ -245,8 +245,9 @@ def train_classifier(
         log.pending.append(train_step(tf.constant(x), tf.constant(y.astype(np.int32))))
         if step % log_every == 0 or step == steps:
             log.close_window(step)
-            write_scalars(writer, step, {"train/loss": log.history["loss"][-1],
-                                         "train/steps_per_second": log.history["steps_per_second"][-1]})
+            write_scalars(writer, step, {
+                "train/loss": log.history["loss"][-1],
+                "train/steps_per_second": log.history["steps_per_second"][-1]})
         if eval_fn is not None and (step % eval_every == 0 or step == steps):
             run_eval(step)
     return model, log.finish(batches.alternate_fraction())

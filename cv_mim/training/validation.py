@@ -87,7 +87,8 @@ def strided(keypoints_2d, poses_3d, max_frames):
 
 
 def _embed(encoder, keypoints_2d, batch_size):
-    """z_p [N, P] float32 (as the export returns it) of one camera's 2D keypoints, encoder in inference mode."""
+    """z_p [N, P] float32 (as the export returns it) of one camera's 2D keypoints; the encoder
+    in inference mode."""
     out = []
     for s in range(0, len(keypoints_2d), batch_size):
         kp = tf.constant(keypoints_2d[s:s + batch_size], tf.float32)
