@@ -228,3 +228,15 @@ def test_pretrain_binary_bad_validation_flag_is_one_error_line(tmp_path):
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert lines == ["error: --val_subjects: S1 also train (--subjects); validation must be on "
                      "held-out subjects"], out.stderr
+
+
+def test_report_merges_training_and_validation_rows_of_a_step(tmp_path):
+    from cv_mim.report import report  # pylint: disable=import-outside-toplevel
+    rows = [{"step": 2, "encoder/total_loss": 3.0, "metrics/cross_view_mi": -1.0},
+            {"step": 2, "eval/cross_view_mi": -2.0}, {"step": 3, "eval/cross_view_mi": -1.5}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert report._read_metrics(str(tmp_path)) == [  # pylint: disable=protected-access
+        {**rows[0], **rows[1]}, rows[2]]
+    report.plot_training_curves(str(tmp_path / "curves.png"),
+                                {"methods": {"cv_mim": {"model_dir": str(tmp_path)}}})
+    assert (tmp_path / "curves.png").stat().st_size > 0  # an eval-only row is not a KeyError
