@@ -24,7 +24,13 @@ setuptools.setup(
         "scipy",
         "matplotlib",
     ],
-    # pytest-xdist: the suite runs on every core (-n auto in pytest.ini), which keeps CI under its
-    # 20-minute budget on a 2-core machine (BUILD_NOTES §12).
-    extras_require={"test": ["pytest", "pytest-xdist"]},
+    extras_require={
+        # pytest-xdist: the suite runs on every core (-n auto in pytest.ini), which keeps CI under
+        # its 20-minute budget on a 2-core machine (BUILD_NOTES §12). The tests read event files
+        # with TensorFlow, not tensorboard.
+        "test": ["pytest", "pytest-xdist"],
+        # Only to view the curves (`tensorboard --logdir runs/...`): training writes the events
+        # with TensorFlow alone.
+        "tensorboard": ["tensorboard"],
+    },
 )

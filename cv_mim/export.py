@@ -11,11 +11,14 @@ from absl import flags
 
 from cv_mim import cli
 from cv_mim.serving import export as export_lib
+from cv_mim.training import validation
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A cv_mim.pretrain model_dir.")
 flags.DEFINE_string("export_dir", None, "Where the SavedModel goes.")
-flags.DEFINE_string("checkpoint", None, "A specific checkpoint (default: the newest in model_dir).")
+flags.DEFINE_string("checkpoint", "latest", "latest: the newest checkpoint of model_dir; best: "
+                    "model_dir/best/ (the best validation value of pretraining); else a checkpoint "
+                    "path (prefix of a .index file) or folder.")
 flags.DEFINE_float("min_keypoint_score", 0.0,
                    "Joints whose score is <= this are treated as missing (score signatures).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing export_dir.")
@@ -26,13 +29,22 @@ flags.DEFINE_enum("tflite_signature", "embed_with_scores", list(export_lib.SIGNA
 flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
+def _validation_text(metadata):
+    """", <metric> <value>" of the exported checkpoint's validation, if it was validated."""
+    record = metadata.get("validation") or {}
+    name = record.get("metric", validation.DEFAULT_METRIC)
+    value = record.get("value", (record.get("validation") or {}).get(name))
+    return "" if value is None else f", {name} {value:.4g}"
+
+
 @cli.friendly_errors
 def main(argv):
     cli.start(argv)
     metadata = export_lib.export(FLAGS.model_dir, FLAGS.export_dir, checkpoint=FLAGS.checkpoint,
                                  min_keypoint_score=FLAGS.min_keypoint_score,
                                  overwrite=FLAGS.overwrite)
-    print(f"exported {metadata['algorithm']} (checkpoint step {metadata['checkpoint_step']}) to "
+    print(f"exported {metadata['algorithm']} ({metadata['checkpoint_choice']} checkpoint, step "
+          f"{metadata['checkpoint_step']}{_validation_text(metadata)}) to "
           f"{FLAGS.export_dir}; signatures: {', '.join(metadata['signatures'])}")
     if FLAGS.tflite:
         from cv_mim.serving import tflite  # pylint: disable=import-outside-toplevel

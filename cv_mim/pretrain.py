@@ -22,6 +22,7 @@ from cv_mim.data import h36m
 from cv_mim.training import distribution
 from cv_mim.training import loop
 from cv_mim.training import sources
+from cv_mim.training import validation
 
 FLAGS = flags.FLAGS
 
@@ -71,6 +72,21 @@ flags.DEFINE_integer("summary_every", 100, "Steps between TensorBoard scalars.")
 flags.DEFINE_integer("checkpoint_every", 10_000, "Steps between checkpoints.")
 flags.DEFINE_integer("log_every", 100, "Steps between progress lines.")
 flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept.")
+# Validation (cv_mim.training.validation): held-out subjects of data_dir, or explicit files.
+flags.DEFINE_integer("val_every", 500, "Steps between validations (and the last step) when "
+                     "validation data are given (--val_subjects or --val_data_3d); 0 = off.")
+flags.DEFINE_list("val_subjects", [], "Held-out subjects of --data_dir (or of --val_data_3d) to "
+                  "validate on, e.g. S9,S11 (the synthetic world's and Human3.6M's test subjects).")
+flags.DEFINE_string("val_data_3d", None, "Validation 3D poses .npz (Human3.6M layout), e.g. the real "
+                    "Human3.6M sample; all its subjects unless --val_subjects names some.")
+flags.DEFINE_string("val_data_2d", None, "Validation 2D keypoints .npz (default: the 3D projected "
+                    "through the cameras).")
+flags.DEFINE_string("val_cameras", None, "Validation cameras.json (default: the training one).")
+flags.DEFINE_integer("val_max_frames", 1000, "At most this many validation frames (evenly strided; "
+                     "0 = all), so a validation costs seconds.")
+flags.DEFINE_enum("val_metric", validation.DEFAULT_METRIC, list(validation.METRICS),
+                  "Validation metric that picks the best/ checkpoint (higher is better): "
+                  + "; ".join(f"{k}: {v}" for k, v in validation.METRIC_HELP.items()) + ".")
 flags.mark_flag_as_required("model_dir")
 
 
@@ -82,6 +98,8 @@ def check_run_flags():
     """Validates the run flags the loop would only trip over later (ValueError naming the flag)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel  (after cli: quiet start-up)
     checks.positive_float(FLAGS.learning_rate, "--learning_rate")
+    if FLAGS.val_every < 0:
+        raise ValueError(f"--val_every must be >= 0 (0 = off), got {FLAGS.val_every}")
     if not 0 <= FLAGS.keypoint_dropout_rate < 1:
         raise ValueError(f"--keypoint_dropout_rate must be in [0, 1), got "
                          f"{FLAGS.keypoint_dropout_rate!r}")
@@ -118,17 +136,24 @@ def main(argv):
     except ValueError as err:
         raise app.UsageError(str(err)) from None
     check_run_flags()
+    # Validation first: its flag errors come before the (long) load of the training data.
+    val_set = sources.load_validation_set(
+        FLAGS.data_format, data_dir=FLAGS.data_dir, data_3d=FLAGS.data_3d, data_2d=FLAGS.data_2d,
+        cameras=FLAGS.cameras, subjects=FLAGS.subjects, unit=FLAGS.unit,
+        use_2d_file=FLAGS.use_2d_file, val_subjects=FLAGS.val_subjects,
+        val_data_3d=FLAGS.val_data_3d, val_data_2d=FLAGS.val_data_2d,
+        val_cameras=FLAGS.val_cameras, max_frames=FLAGS.val_max_frames)
     source = sources.load_pair_source(
         FLAGS.data_format, data_dir=FLAGS.data_dir, data_3d=FLAGS.data_3d, data_2d=FLAGS.data_2d,
         cameras=FLAGS.cameras, subjects=FLAGS.subjects, unit=FLAGS.unit,
         tfrecord_pattern=FLAGS.tfrecord_pattern, use_2d_file=FLAGS.use_2d_file)
     try:
-        _train(config, source, strategy)
+        _train(config, source, strategy, val_set)
     except (loop.NonFiniteLossError, loop.NonFiniteWeightsError) as err:
         raise ValueError(f"training stopped: {err}") from None  # one line, exit 2
 
 
-def _train(config, source, strategy):
+def _train(config, source, strategy, val_set):
     loop.run(
         model_dir=FLAGS.model_dir, config=config, source=source, batch_size=FLAGS.batch_size,
         num_steps=FLAGS.num_steps, learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
@@ -138,7 +163,8 @@ def _train(config, source, strategy):
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
         keep_checkpoints=FLAGS.keep_checkpoints, run_eagerly=FLAGS.run_eagerly,
         jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
-        flags_record=FLAGS.flag_values_dict())
+        flags_record=FLAGS.flag_values_dict(), validation=val_set, val_every=FLAGS.val_every,
+        val_metric=FLAGS.val_metric)
 
 
 if __name__ == "__main__":

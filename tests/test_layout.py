@@ -22,7 +22,8 @@ BINARIES = ("pretrain", "export", "embed", "retrieval", "action_recognition", "v
 # networks and losses are one stage (neither imports the other).
 RANK = {name: i for i, name in enumerate(ORDER)}
 RANK["losses"] = RANK["networks"]
-NUMPY_ONLY = ("cv_mim.keypoints.profiles", "cv_mim.keypoints.cameras")
+NUMPY_ONLY = ("cv_mim.keypoints.profiles", "cv_mim.keypoints.cameras",
+              "cv_mim.keypoints.retrieval_metrics")
 
 
 def _modules():

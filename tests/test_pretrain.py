@@ -64,11 +64,11 @@ def test_run_writes_checkpoint_events_flags_and_config(tmp_path, source):
                    "optimizers/discriminator/", "step/"):
         assert any(n.startswith(prefix) for n in names), prefix
     tags = _events(model_dir)
-    for tag in ("train/encoder/view_loss", "train/encoder/total_loss", "train/lr/encoder",
+    for tag in ("train/encoder/cross_view_loss", "train/encoder/total_loss", "train/lr/encoder",
                 "train/estimator/total_loss", "train/discriminator/total_loss",
                 "train/metrics/cross_view_mi"):
         assert tag in tags, tag
-    assert [s for s, _ in tags["train/encoder/view_loss"]] == [2, 4, 6]
+    assert [s for s, _ in tags["train/encoder/cross_view_loss"]] == [2, 4, 6]
     assert tags["train/lr/encoder"][0][1] == pytest.approx(0.02)
     # The encoder rebuilds from model_config.json + checkpoint alone, without building Q, D or the
     # local branch (export must not depend on the training networks).
@@ -265,14 +265,16 @@ def test_mirrored_strategy_on_two_logical_devices(tmp_path):
         "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()]*2)\n"
         "from cv_mim.algorithms import config as config_lib\nfrom cv_mim.training import loop, sources\n"
         f"src = sources.load_pair_source('h36m', data_dir={str(H36M)!r}, subjects=('S1',))\n"
+        f"val = sources.load_validation_set('h36m', data_dir={str(H36M)!r}, subjects=('S1',),"
+        " val_subjects=('S9',), max_frames=20)\n"
         f"s = loop.run(model_dir={str(tmp_path / 'mirrored')!r},"
         " config=config_lib.ModelConfig(hidden_dim=32), source=src, batch_size=16, num_steps=3,"
-        " strategy='mirrored', devices=['/cpu:0', '/cpu:1'])\n"
-        "print('REPLICAS', s['replicas'], s['final_step'])\n")
+        " strategy='mirrored', devices=['/cpu:0', '/cpu:1'], validation=val, val_every=2)\n"
+        "print('REPLICAS', s['replicas'], s['final_step'], s['final_validation']['step'])\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "REPLICAS 2 3" in out.stdout
+    assert "REPLICAS 2 3 3" in out.stdout  # validated (at 2 and) at the end, encoder mirrored
     assert tf.train.latest_checkpoint(str(tmp_path / "mirrored")).endswith("ckpt-3")
 
 

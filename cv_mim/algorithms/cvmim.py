@@ -65,17 +65,17 @@ class CVMIM(contract.Algorithm):
             losses.fenchel_dual_loss(loc_a, networks.fuse(pose_a, view_a, cfg.fusion), measure)
             + losses.fenchel_dual_loss(loc_p, networks.fuse(pose_p, view_p, cfg.fusion), measure))
         cross_view = losses.fenchel_dual_loss(pose_a, pose_p, measure)
-        view_loss = cfg.view_loss_weight * self.cross_view_factor * cross_view
+        cross_view_loss = cfg.view_loss_weight * self.cross_view_factor * cross_view
 
         enc_terms = {
             "representation_loss": representation_loss,
-            "view_loss": view_loss,
+            "cross_view_loss": cross_view_loss,
         }
         result = {"metrics": {
             "cross_view_mi": -cross_view,
             "pose_view_correlation": contract.mean_abs_correlation(pose_a, view_a),
         }}
-        total = representation_loss + view_loss
+        total = representation_loss + cross_view_loss
 
         if self.use_estimator:
             q = self.networks["estimator"]
@@ -89,8 +89,8 @@ class CVMIM(contract.Algorithm):
             est_loss = (losses.likelihood_loss(q_a["mean"], q_a["log_var"], view_a)
                         + losses.likelihood_loss(q_p["mean"], q_p["log_var"], view_p))
             est_terms = {"intra_likelihood_loss": est_loss}
-            enc_terms["intra_bound_loss"] = disentangle
-            if self.authors_weighting:
+            if self.authors_weighting:  # two bounds: each reported, and their sum
+                enc_terms["intra_bound_loss"] = disentangle
                 q_inter = self.networks["inter_estimator"](view_a, training=training)
                 inter = losses.club_upper_bound(q_inter["mean"], q_inter["log_var"], view_p,
                                                 variant=variant)

@@ -150,6 +150,10 @@ def class_coverage(labels, train_idx):
 
 
 
+# TensorBoard events of every classifier: output_dir/events/train_<view>_seed<seed>/.
+EVENTS_DIR = "events"
+
+
 def run(*, embeddings, output_dir, setting="single_shot", features="embedding", train_view=None,
         fraction=None, benchmark="cross_subject", classifier=None, steps=2000, batch_size=64,
         learning_rate=None, seeds=(0,), flip_mode="none", restrict_to_seen_classes=False,
@@ -232,10 +236,12 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
             if setting == "limited":
                 sub = trainer.subsample_per_class(labels[train_idx], fraction, seed)
                 idx = train_idx[sub]
+            logdir = os.path.join(output_dir, EVENTS_DIR, f"train_{view}_seed{seed}")
             model, history = trainer.train_classifier(
                 x[idx], labels[idx], num_classes=num_classes, classifier=classifier, steps=steps,
                 batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                alternate_features=None if x_flip is None else x_flip[idx], log_every=log_every)
+                alternate_features=None if x_flip is None else x_flip[idx], log_every=log_every,
+                logdir=logdir)
             logits = trainer.predict_logits(model, x[test_idx])
             ev = trainer.evaluate(logits, labels[test_idx], num_classes, class_names=class_names,
                                    restrict_to_classes=seen if restrict_to_seen_classes else None)
@@ -246,6 +252,9 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
                 per_test_view[name] = trainer.evaluate(
                     logits[sel], labels[test_idx][sel], num_classes,
                     restrict_to_classes=seen if restrict_to_seen_classes else None)["top1"]
+            trainer.write_scalars(trainer.event_writer(logdir), steps, dict(
+                {"eval/top1": ev["top1"], "eval/top5": ev.get("top5")},
+                **{f"eval/top1/{name}": v for name, v in per_test_view.items()}))
             runs.append({"seed": seed, "num_train": int(len(idx)), "top1": ev["top1"],
                          "top5": ev.get("top5"), "per_test_view_top1": per_test_view,
                          "per_class": ev.get("per_class"), "confusion": ev["confusion"],

@@ -39,6 +39,7 @@ from cv_mim.downstream import probe
 from cv_mim.downstream import retrieval_figures
 from cv_mim.keypoints import cameras as cameras_mod
 from cv_mim.keypoints import normalization
+from cv_mim.keypoints import retrieval_metrics
 from cv_mim.serving import embedder as embedder_lib
 
 log = logging.getLogger("cv_mim.retrieval")
@@ -47,66 +48,16 @@ log = logging.getLogger("cv_mim.retrieval")
 FEATURES = ("pose_embedding", "view_embedding", "raw_2d")
 
 
-KS = (1, 5, 10)
+KS = retrieval_metrics.KS
+# The numpy core (one definition, shared with the validation of cv_mim.training).
+procrustes_align = retrieval_metrics.procrustes_align
+procrustes_mpjpe = retrieval_metrics.procrustes_mpjpe
+hits_at_k = retrieval_metrics.hits_at_k
 
 
 # Bumped when run() writes new outputs (2: camera probe, per-pair angles, embedding map), so a demo
 # workdir made before redoes its retrieval stage instead of reporting without them.
 OUTPUTS_VERSION = 2
-
-
-def procrustes_align(predicted, target):
-    """``predicted`` poses [..., J, 3] moved onto ``target`` by the best similarity transform
-    (rotation, uniform scale, translation; no reflection)."""
-    p = np.asarray(predicted, np.float64)
-    t = np.asarray(target, np.float64)
-    mu_p = p.mean(axis=-2, keepdims=True)
-    mu_t = t.mean(axis=-2, keepdims=True)
-    p0, t0 = p - mu_p, t - mu_t
-    norm_p = np.sqrt((p0 ** 2).sum(axis=(-2, -1), keepdims=True)) + 1e-12
-    norm_t = np.sqrt((t0 ** 2).sum(axis=(-2, -1), keepdims=True)) + 1e-12
-    p0, t0 = p0 / norm_p, t0 / norm_t
-    h = np.swapaxes(p0, -1, -2) @ t0
-    u, s, vt = np.linalg.svd(h)
-    v = np.swapaxes(vt, -1, -2)
-    r = v @ np.swapaxes(u, -1, -2)
-    # Proper rotations only (no reflection).
-    det = np.sign(np.linalg.det(r))
-    sign = np.ones_like(s)
-    sign[..., -1] = det
-    v = v * sign[..., None, :]
-    s = s * sign
-    r = v @ np.swapaxes(u, -1, -2)
-    scale = s.sum(axis=-1)[..., None, None] * norm_t / norm_p
-    return scale * (p - mu_p) @ np.swapaxes(r, -1, -2) + mu_t
-
-
-def procrustes_mpjpe(predicted, target):
-    """Procrustes-aligned MPJPE between poses [..., J, 3] (similarity transform of predicted onto
-    target: rotation, uniform scale, translation); returns [...]."""
-    aligned = procrustes_align(predicted, target)
-    return np.linalg.norm(aligned - np.asarray(target, np.float64), axis=-1).mean(axis=-1)
-
-
-def _nearest(queries, gallery, k, chunk=2048):
-    """Indices [Q, k] of the k nearest gallery rows (Euclidean) of every query."""
-    gallery_sq = (gallery ** 2).sum(axis=1)
-    out = np.empty((len(queries), k), np.int64)
-    for s in range(0, len(queries), chunk):
-        q = queries[s:s + chunk]
-        d = gallery_sq[None, :] - 2.0 * q @ gallery.T
-        idx = np.argpartition(d, kth=min(k, d.shape[1] - 1), axis=1)[:, :k]
-        order = np.take_along_axis(d, idx, axis=1).argsort(axis=1)
-        out[s:s + chunk] = np.take_along_axis(idx, order, axis=1)
-    return out
-
-
-def hits_at_k(neighbours, is_hit_fn, ks=KS):
-    """Fraction of queries with a hit among their first k neighbours, for each k."""
-    hits = is_hit_fn(neighbours)  # [Q, kmax] bool
-    cumulative = np.cumsum(hits, axis=1) > 0
-    # String keys, so results read back from JSON look the same as fresh ones.
-    return {str(k): float(cumulative[:, k - 1].mean()) for k in ks}
 
 
 @dataclasses.dataclass
@@ -128,35 +79,20 @@ class RetrievalData:
 
 def evaluate(data: RetrievalData, *, threshold=0.1, ks=KS, max_queries=None, seed=0):
     """Hit@k per feature, averaged over all ordered camera pairs. Returns a results dict."""
-    kmax = max(ks)
-    num_cameras = len(data.camera_ids)
     n = data.poses_3d.shape[0]
-    rng = np.random.default_rng(seed)
-    query_idx = np.arange(n) if not max_queries or max_queries >= n else np.sort(
-        rng.choice(n, max_queries, replace=False))
+    num_queries = len(retrieval_metrics.query_indices(n, max_queries, seed))
     results = {"threshold": threshold, "num_frames": int(n),
-               "num_queries_per_pair": int(len(query_idx)), "camera_ids": data.camera_ids,
+               "num_queries_per_pair": int(num_queries), "camera_ids": data.camera_ids,
                "features": {}}
     for name, feats in data.features.items():
-        per_pair = []
-        for i in range(num_cameras):
-            for j in range(num_cameras):
-                if i == j:
-                    continue
-                nn = _nearest(feats[i][query_idx], feats[j], kmax)
-                exact = hits_at_k(nn, lambda nb: nb == query_idx[:, None], ks)
-                errors = procrustes_mpjpe(data.poses_3d[nn], data.poses_3d[query_idx][:, None])
-                near = hits_at_k(nn, lambda nb, e=errors: e <= threshold, ks)
-                pair = {"query_camera": data.camera_ids[i], "gallery_camera": data.camera_ids[j],
-                        "exact": exact, "pmpjpe": near}
-                if data.camera_angles is not None:
-                    pair["axis_angle_deg"] = float(data.camera_angles[i, j])
-                per_pair.append(pair)
-        summary = {}
-        for crit in ("exact", "pmpjpe"):
-            summary[crit] = {str(k): float(np.mean([p[crit][str(k)] for p in per_pair]))
-                             for k in ks}
-        results["features"][name] = {"mean": summary, "per_pair": per_pair}
+        mean, per_pair, _ = retrieval_metrics.cross_view_hits(
+            feats, data.poses_3d, threshold=threshold, ks=ks, max_queries=max_queries, seed=seed)
+        per_pair = [{"query_camera": data.camera_ids[p["query"]],
+                     "gallery_camera": data.camera_ids[p["gallery"]],
+                     "exact": p["exact"], "pmpjpe": p["pmpjpe"],
+                     **({"axis_angle_deg": float(data.camera_angles[p["query"], p["gallery"]])}
+                        if data.camera_angles is not None else {})} for p in per_pair]
+        results["features"][name] = {"mean": mean, "per_pair": per_pair}
     return results
 
 
@@ -253,7 +189,7 @@ def panel_neighbours(data: RetrievalData, feature, queries, *, query_camera, gal
 
     Returns (neighbours [Q, K], errors [Q, K], hits [Q, K] bool)."""
     feats = data.features[feature]
-    nn = _nearest(feats[query_camera][queries], feats[gallery_camera],
+    nn = retrieval_metrics.nearest(feats[query_camera][queries], feats[gallery_camera],
                   min(top, feats.shape[1]))
     errors = procrustes_mpjpe(data.poses_3d[nn], data.poses_3d[queries][:, None])
     return nn, errors, errors <= threshold
@@ -420,7 +356,7 @@ def synchronised_hits(features, present, camera_ids, *, tolerance=0, ks=KS):
             queries, gallery = np.flatnonzero(present[i]), np.flatnonzero(present[j])
             if i == j or not len(queries) or len(gallery) < kmax:
                 continue
-            nn = gallery[_nearest(feats[i][queries], feats[j][gallery], kmax)]
+            nn = gallery[retrieval_metrics.nearest(feats[i][queries], feats[j][gallery], kmax)]
             hits = hits_at_k(nn, lambda nb, q=queries: np.abs(nb - q[:, None]) <= tolerance, ks)
             per_pair.append({"query_camera": camera_ids[i], "gallery_camera": camera_ids[j],
                              "num_queries": int(len(queries)), "hits": hits})

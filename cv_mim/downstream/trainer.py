@@ -30,6 +30,7 @@ import tensorflow as tf
 from cv_mim import checks
 from cv_mim import progress
 from cv_mim.downstream import classifiers
+from cv_mim.training import summaries
 
 keras = tf.keras
 
@@ -114,6 +115,20 @@ def check_optimisation(*, steps, batch_size, learning_rate, seeds):
         raise ValueError("--seeds: give at least one seed")
 
 
+def event_writer(logdir):
+    """A TensorBoard writer for ``logdir`` (a no-op writer when ``logdir`` is None)."""
+    return tf.summary.create_file_writer(logdir) if logdir else tf.summary.create_noop_writer()
+
+
+def write_scalars(writer, step, scalars):
+    """TensorBoard scalars ``{tag: number}`` at ``step`` (non-numbers are skipped)."""
+    with writer.as_default(step=step):
+        for name, value in scalars.items():
+            if isinstance(value, (int, float, np.integer, np.floating)):
+                summaries.write_scalar(name, value, step)
+    writer.flush()
+
+
 def train_classifier(
         features,
         labels,
@@ -134,6 +149,7 @@ def train_classifier(
         sampling: str = "epochs",
         model_kwargs: Optional[Mapping[str, object]] = None,
         on_batch: Optional[Callable[[int, np.ndarray, np.ndarray], None]] = None,
+        logdir: Optional[str] = None,
 ) -> Tuple[keras.Model, Dict[str, object]]:
     """Trains a temporal classifier on precomputed per-frame features (App. B.2).
 
@@ -175,6 +191,8 @@ def train_classifier(
         model_kwargs: extra constructor arguments of a classifier built by name.
         on_batch: optional hook ``on_batch(step, indices [B], used_alternate [B] bool)`` called for
             every drawn batch before the update (for monitoring and tests).
+        logdir: optional TensorBoard directory: ``train/loss`` and ``train/steps_per_second`` per
+            logging window, ``eval/<name>`` for every number ``eval_fn`` returns.
 
     Returns:
         ``(model, history)``; ``history`` holds ``"step"``, ``"loss"`` (mean total loss over each
@@ -210,10 +228,12 @@ def train_classifier(
     batches = _Batches(features, labels, alternate, _BatchSampler(num_clips, batch_size, rng, sampling),
                        rng)
     log = _TrainingLog(steps)
+    writer = event_writer(logdir)
 
     def run_eval(step):
         result = dict(eval_fn(model))
         log.history["eval"].append({"step": step, **result})
+        write_scalars(writer, step, {f"eval/{k}": v for k, v in result.items()})
         logger.info("eval at step %d: %s", step, ", ".join(
             f"{k}={v:.4f}" if isinstance(v, (float, np.floating)) else f"{k}={v}"
             for k, v in result.items()))
@@ -225,6 +245,9 @@ def train_classifier(
         log.pending.append(train_step(tf.constant(x), tf.constant(y.astype(np.int32))))
         if step % log_every == 0 or step == steps:
             log.close_window(step)
+            write_scalars(writer, step, {
+                "train/loss": log.history["loss"][-1],
+                "train/steps_per_second": log.history["steps_per_second"][-1]})
         if eval_fn is not None and (step % eval_every == 0 or step == steps):
             run_eval(step)
     return model, log.finish(batches.alternate_fraction())

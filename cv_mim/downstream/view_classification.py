@@ -49,8 +49,10 @@ def frame_dataset(emb: embedding_file.EmbeddingFile, feature):
     return x[seen], y[seen], split[seen], view_names
 
 
-def train_linear(x, y, num_classes, *, steps=10_000, batch_size=64, learning_rate=1e-2, seed=0):
-    """Linear softmax classifier trained with AdaGrad on (x, y); returns the Keras layer."""
+def train_linear(x, y, num_classes, *, steps=10_000, batch_size=64, learning_rate=1e-2, seed=0,
+                 writer=None):
+    """Linear softmax classifier trained with AdaGrad on (x, y); returns the Keras layer and the
+    last loss. ``writer``: optional TensorBoard writer of ``train/loss`` (five times per run)."""
     tf.keras.utils.set_random_seed(seed)
     layer = tf.keras.layers.Dense(num_classes, name="linear_view_classifier")
     layer.build((None, x.shape[1]))
@@ -74,6 +76,8 @@ def train_linear(x, y, num_classes, *, steps=10_000, batch_size=64, learning_rat
         loss = step(tf.constant(rng.integers(0, len(x), batch_size)))
         if (i + 1) % max(1, steps // 5) == 0:
             log.info("linear view classifier step %d/%d loss %.4f", i + 1, steps, float(loss))
+            if writer is not None:
+                trainer.write_scalars(writer, i + 1, {"train/loss": float(loss)})
     return layer, float(loss) if loss is not None else float("nan")
 
 
@@ -105,11 +109,18 @@ def run(*, embeddings, output_dir, features=DEFAULT_FEATURES, steps=10_000, batc
             raise ValueError("view classification needs training and test clips (the 'split' field)")
         accs, confusion = [], np.zeros((len(view_names),) * 2, np.int64)
         for seed in seeds:
+            writer = trainer.event_writer(os.path.join(output_dir, "events",
+                                                       f"{feature}_seed{seed}"))
             layer, loss = train_linear(x[train], y[train], len(view_names), steps=steps,
                                        batch_size=batch_size, learning_rate=learning_rate,
-                                       seed=seed)
+                                       seed=seed, writer=writer)
             pred = np.argmax(layer(tf.constant(x[test])).numpy(), axis=1)
             accs.append(float((pred == y[test]).mean()))
+            # Accuracy overall and per true view (the per-view rows of the confusion matrix).
+            trainer.write_scalars(writer, steps, dict(
+                {"eval/accuracy": accs[-1]},
+                **{f"eval/accuracy/{view_names[v]}": float((pred[y[test] == v] == v).mean())
+                   for v in np.unique(y[test])}))
             np.add.at(confusion, (y[test], pred), 1)
         base = os.path.join(output_dir, f"view_confusion_{feature}")
         plotting.write_confusion(base, confusion, view_names,

@@ -24,7 +24,9 @@ def _read_metrics(model_dir):
         with open(path, encoding="utf-8") as f:
             for line in f:
                 row = json.loads(line)
-                rows[row["step"]] = row  # a resumed run may repeat steps: keep the last
+                # Training and validation rows of one step merge; a resumed run may repeat steps
+                # (their values replace the earlier ones).
+                rows.setdefault(row["step"], {}).update(row)
     return [rows[s] for s in sorted(rows)]
 
 
@@ -36,11 +38,10 @@ def plot_training_curves(path, results):
         rows = _read_metrics(entry["model_dir"])
         if not rows:
             continue
-        steps = [r["step"] for r in rows]
-        axes[0].plot(steps, [r["encoder/total_loss"] for r in rows], label=DISPLAY.get(name, name))
-        if "metrics/cross_view_mi" in rows[0]:
-            axes[1].plot(steps, [r["metrics/cross_view_mi"] for r in rows],
-                         label=DISPLAY.get(name, name))
+        for ax, key in ((axes[0], "encoder/total_loss"), (axes[1], "metrics/cross_view_mi")):
+            curve = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+            if curve:
+                ax.plot(*zip(*curve), label=DISPLAY.get(name, name))
     axes[0].set_title("encoder total loss")
     axes[0].set_yscale("symlog")
     axes[1].set_title("cross-view JSD MI estimate of z_p (−L_MI(z_p; z_p⁺))")

@@ -40,6 +40,7 @@ from cv_mim.keypoints import normalization
 from cv_mim.keypoints import profiles
 from cv_mim.serving import export_ops
 from cv_mim.training import checkpoints
+from cv_mim.training import validation
 
 log = logging.getLogger("cv_mim.export")
 
@@ -119,7 +120,38 @@ class EmbeddingModule(tf.Module):
         return tf.constant(self._metadata_json)
 
 
-def build_metadata(model_dir, config, checkpoint_path, step, min_keypoint_score):
+# --checkpoint keywords: the newest checkpoint of model_dir, and its best/ checkpoint.
+CHECKPOINT_KEYWORDS = ("latest", "best")
+
+
+def resolve_checkpoint(model_dir, checkpoint):
+    """``(path or None, choice)``: ``latest`` (or None) = the newest checkpoint of model_dir (None),
+    ``best`` = the checkpoint in ``model_dir/best/`` (pretraining with validation), else the path."""
+    if checkpoint in (None, "latest"):
+        return None, "latest"
+    if checkpoint == "best":
+        best_dir = os.path.join(model_dir, validation.BEST_DIR)
+        path = tf.train.latest_checkpoint(best_dir) if tf.io.gfile.isdir(best_dir) else None
+        if not path:
+            raise FileNotFoundError(f"--checkpoint=best: {best_dir} holds no checkpoint (pretrain "
+                                    "with validation: --val_subjects or --val_data_3d)")
+        return path, "best"
+    return checkpoint, "path"
+
+
+def validation_record(model_dir, choice, step):
+    """What the export metadata says of the checkpoint's validation: the best/ record, or the
+    validation values pretraining recorded at that step (None when it did not validate there)."""
+    if choice == "best":
+        best = validation.read_best(model_dir)
+        if best is not None and best.get("step") == step:
+            return best
+    values = validation.read_eval_row(model_dir, step)
+    return None if values is None else {"step": step, "validation": values}
+
+
+def build_metadata(model_dir, config, checkpoint_path, step, min_keypoint_score,
+                   checkpoint_choice="latest"):
     flags_path = os.path.join(model_dir, "flags.json")
     flags_record = None
     if tf.io.gfile.exists(flags_path):
@@ -131,6 +163,8 @@ def build_metadata(model_dir, config, checkpoint_path, step, min_keypoint_score)
         "algorithm": config.algorithm,
         "checkpoint": checkpoint_path,
         "checkpoint_step": step,
+        "checkpoint_choice": checkpoint_choice,
+        "validation": validation_record(model_dir, checkpoint_choice, step),
         "model_config": dataclasses.asdict(config),
         "pretrain_flags": flags_record,
         "min_keypoint_score": min_keypoint_score,
@@ -219,6 +253,10 @@ def clean_stale_temporaries(export_dir):
 def export(model_dir, export_dir, *, checkpoint=None, min_keypoint_score=0.0, overwrite=False):
     """Exports the encoder of ``model_dir`` to a SavedModel at ``export_dir``, atomically.
 
+    ``checkpoint``: None or ``"latest"`` (the newest of model_dir), ``"best"`` (``model_dir/best/``,
+    the best validation value of pretraining) or a checkpoint path / folder. The metadata records
+    which (``checkpoint_choice``) and its validation values (``validation``, None if none).
+
     The SavedModel is written to a temporary sibling directory and renamed into place only when
     complete, so a crash never leaves a half-written directory at ``export_dir``; temporaries of
     killed exports are removed by the next export to the same place.
@@ -239,9 +277,10 @@ def export(model_dir, export_dir, *, checkpoint=None, min_keypoint_score=0.0, ov
         raise ValueError(f"--min_keypoint_score must be a finite number, got {min_keypoint_score!r}")
     if tf.io.gfile.exists(export_dir) and not overwrite:
         raise FileExistsError(f"export_dir {export_dir} exists; pass overwrite=True (--overwrite)")
+    checkpoint, choice = resolve_checkpoint(model_dir, checkpoint)
     encoder, config, path, step = _restore(model_dir, checkpoint)
     check_finite_weights(encoder, path)
-    metadata = build_metadata(model_dir, config, path, step, min_keypoint_score)
+    metadata = build_metadata(model_dir, config, path, step, min_keypoint_score, choice)
     module = EmbeddingModule(encoder, metadata, min_keypoint_score)
     if "://" not in export_dir:  # gs://… paths are absolute already
         export_dir = os.path.abspath(export_dir)

@@ -9,7 +9,10 @@
   only finite weights are ever saved;
 * ``flags.json`` (written once the model_dir is known to fit the requested config), ``train/``
   TensorBoard events, ``metrics.jsonl`` (the same scalars as JSON lines), ``train_summary.json`` (at
-  the end); ``.lock`` while a run is writing.
+  the end); ``.lock`` while a run is writing;
+* with validation data: ``eval/`` TensorBoard events and ``eval/<metric>`` rows in ``metrics.jsonl``,
+  and ``best/`` — the checkpoint of the best validation value so far with ``best/best.json``
+  (:mod:`cv_mim.training.validation`).
 
 A run is four phases, one function each: :func:`_prepare` (arguments, lock, config check, records),
 :func:`_build_and_restore` (model, optimizers, newest intact checkpoint / init checkpoint),
@@ -39,6 +42,7 @@ from cv_mim.training import checkpoints
 from cv_mim.training import distribution
 from cv_mim.training import locking
 from cv_mim.training import summaries
+from cv_mim.training import validation as validation_lib
 
 log = logging.getLogger("cv_mim.pretrain")
 
@@ -62,7 +66,7 @@ class _Session:
     step_var: tf.Variable = None
     checkpoint: tf.train.Checkpoint = None
     manager: tf.train.CheckpointManager = None
-
+    validator: validation_lib.Validator = None
 
 
 
@@ -74,7 +78,9 @@ def run(*, model_dir: str, config: config_lib.ModelConfig, source: pipeline.Pair
         summary_every: int = 100, checkpoint_every: int = 10_000, log_every: int = 100,
         steps_per_loop: int = 1, keep_checkpoints: int = 5, run_eagerly: bool = False,
         jit_compile: bool = False, mixed_precision: bool = False,
-        flags_record: Optional[dict] = None, stop_after: Optional[int] = None):
+        flags_record: Optional[dict] = None, stop_after: Optional[int] = None,
+        validation: Optional[validation_lib.ValidationSet] = None, val_every: int = 500,
+        val_metric: str = validation_lib.DEFAULT_METRIC):
     """Pretrains ``config.algorithm`` on positive pairs from ``source``; returns a summary dict.
 
     Args:
@@ -96,6 +102,9 @@ def run(*, model_dir: str, config: config_lib.ModelConfig, source: pipeline.Pair
         NaN/inf once per call (covering every step of it).
       stop_after: stop (with a checkpoint) after this many steps of THIS invocation — for tests and
         for splitting long runs; the run resumes from there.
+      validation: held-out frames to validate on (None = no validation).
+      val_every: steps between validations (and the last step); 0 = off.
+      val_metric: the :data:`validation.METRICS` name that chooses the ``best/`` checkpoint.
     Raises:
       NonFiniteLossError, NonFiniteWeightsError: training diverged (the last good checkpoint is kept).
       locking.ModelDirLockedError: another run is using ``model_dir``.
@@ -103,7 +112,7 @@ def run(*, model_dir: str, config: config_lib.ModelConfig, source: pipeline.Pair
     _check_arguments(batch_size=batch_size, num_steps=num_steps, learning_rate=learning_rate,
                      summary_every=summary_every, checkpoint_every=checkpoint_every,
                      log_every=log_every, steps_per_loop=steps_per_loop,
-                     keep_checkpoints=keep_checkpoints)
+                     keep_checkpoints=keep_checkpoints, val_every=val_every, val_metric=val_metric)
     dist = distribution.create_strategy(strategy, devices) if isinstance(strategy, str) else strategy
     replicas = dist.num_replicas_in_sync
     if batch_size % replicas:
@@ -127,9 +136,13 @@ def run(*, model_dir: str, config: config_lib.ModelConfig, source: pipeline.Pair
             start = _build_and_restore(session, config, seed=seed, learning_rate=learning_rate,
                                        init_checkpoint=init_checkpoint,
                                        keep_checkpoints=keep_checkpoints)
+            if validation is not None and val_every:
+                _set_up_validation(session, validation, config, val_metric, start)
             stop = num_steps if stop_after is None else min(num_steps, start + stop_after)
             summary = {"algorithm": config.algorithm, "start_step": start, "model_dir": model_dir,
                        "replicas": replicas, "global_batch": batch_size}
+            if session.validator is not None:
+                summary["validation_data"] = validation.description
             if stop <= start:
                 log.info("nothing to do: step %d >= num_steps %d", start, num_steps)
                 summary.update(final_step=start, steps_run=0)
@@ -145,7 +158,7 @@ def run(*, model_dir: str, config: config_lib.ModelConfig, source: pipeline.Pair
             t_start = time.time()
             last = _train(session, make_dataset, batch_size=batch_size, start=start, stop=stop,
                           num_steps=num_steps, seed=seed, steps_per_loop=steps_per_loop,
-                          every=(summary_every, checkpoint_every, log_every),
+                          every=(summary_every, checkpoint_every, log_every, val_every),
                           run_eagerly=run_eagerly, jit_compile=jit_compile)
             return _finalise(session, summary, start=start, stop=stop, last_losses=last,
                              seconds=time.time() - t_start)
@@ -156,6 +169,11 @@ def run(*, model_dir: str, config: config_lib.ModelConfig, source: pipeline.Pair
 
 
 def _check_arguments(**values):
+    if values["val_every"] < 0:
+        raise ValueError(f"val_every must be >= 0 (0 = off), got {values['val_every']}")
+    if values["val_metric"] not in validation_lib.METRICS:
+        raise ValueError(f"val_metric must be one of {validation_lib.METRICS}, got "
+                         f"{values['val_metric']!r}")
     for name in ("batch_size", "num_steps", "summary_every", "checkpoint_every", "log_every",
                  "steps_per_loop", "keep_checkpoints"):
         if values[name] <= 0:
@@ -220,7 +238,8 @@ def _build_and_restore(session, config, *, seed, learning_rate, init_checkpoint,
     start = int(session.step_var.numpy())
     if session.is_chief:
         dropped = summaries.drop_metrics_after(session.model_dir, start)
-        dropped += summaries.drop_events_after(os.path.join(session.model_dir, "train"), start)
+        for logdir in ("train", "eval"):
+            dropped += summaries.drop_events_after(os.path.join(session.model_dir, logdir), start)
         if dropped:
             log.info("dropped %d metric rows/events past the restored step %d", dropped, start)
     return start
@@ -245,9 +264,23 @@ def _use_learning_rate(optimizers, learning_rate):
             opt.learning_rate = learning_rate
 
 
+def _set_up_validation(session, data, config, metric, start):
+    """The validator and its ``best/`` checkpoint (the record of a resumed run restored)."""
+    best = validation_lib.BestCheckpoint(
+        session.checkpoint, session.step_var, model_dir=session.model_dir,
+        write_dir=session.write_dir, is_chief=session.is_chief, metric=metric, start=start)
+    writer = (tf.summary.create_file_writer(os.path.join(session.model_dir, "eval"))
+              if session.is_chief else tf.summary.create_noop_writer())
+    session.validator = validation_lib.Validator(data, best, mi_measure=config.mi_measure,
+                                                 writer=writer, model_dir=session.model_dir,
+                                                 is_chief=session.is_chief)
+    log.info("validation: %s; %d frames x %d cameras; best checkpoint by %s", data.description,
+             len(data.poses_3d), len(data.camera_ids), metric)
+
+
 def _next_stop(step, stop, steps_per_loop, every):
-    """End of the next compiled call: never past a summary, checkpoint or log step."""
-    ends = [stop, step + steps_per_loop] + [(step // e + 1) * e for e in every]
+    """End of the next compiled call: never past a summary, checkpoint, log or validation step."""
+    ends = [stop, step + steps_per_loop] + [(step // e + 1) * e for e in every if e]
     return min(ends)
 
 
@@ -258,7 +291,7 @@ def _network_variables(session):
 def _train(session, make_dataset, *, batch_size, start, stop, num_steps, seed, steps_per_loop,
            every, run_eagerly, jit_compile):
     """The step loop; returns the flat losses of the last step."""
-    summary_every, checkpoint_every, log_every = every
+    summary_every, checkpoint_every, log_every, val_every = every
     iterator = iter(distribution.distribute_pairs(session.dist, make_dataset, batch_size))
     loop_fn = distribution.make_train_loop(session.dist, session.algorithm, session.optimizers,
                                            session.step_var, seed, run_eagerly=run_eagerly,
@@ -278,6 +311,8 @@ def _train(session, make_dataset, *, batch_size, start, stop, num_steps, seed, s
             _record(session, writer, step, flat, (step - start) / max(time.time() - t_start, 1e-9))
         if step % checkpoint_every == 0:
             checkpoints.save_if_finite(session.manager, _network_variables(session), step)
+        if session.validator is not None and (step % val_every == 0 or step == stop):
+            session.validator(step, session.algorithm.encoder, _network_variables(session))
         if step % log_every == 0 or step == stop:
             _log_progress(step, num_steps, flat, last_line)
     writer.flush()
@@ -316,7 +351,7 @@ def _log_progress(step, num_steps, flat, last_line):
     eta = (num_steps - step) / rate if rate > 0 else float("inf")
     shown = " ".join(f"{k.split('/')[-1] if k.startswith('encoder/') else k}={v:.4g}"
                      for k, v in flat.items()
-                     if k.endswith("total_loss") or k in ("encoder/view_loss",
+                     if k.endswith("total_loss") or k in ("encoder/cross_view_loss",
                                                           "metrics/cross_view_mi"))
     log.info("step %d/%d (%.1f%%) | %s | %.2f steps/s | ETA %s", step, num_steps,
              100.0 * step / num_steps, shown, rate, progress.format_duration(eta))
@@ -333,6 +368,8 @@ def _finalise(session, summary, *, start, stop, last_losses, seconds):
     summary.update(final_step=stop, steps_run=stop - start, seconds=seconds,
                    steps_per_second=(stop - start) / max(seconds, 1e-9),
                    final_losses=last_losses, checkpoint=checkpoint)
+    if session.validator is not None:
+        summary.update(final_validation=session.validator.last, best=session.validator.best.record)
     if session.is_chief:
         records.write_json(os.path.join(session.model_dir, "train_summary.json"), summary)
     log.info("done: step %d, checkpoint %s", stop, checkpoint)

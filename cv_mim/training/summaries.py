@@ -31,7 +31,7 @@ def write_scalar(name, value, step):
 
 
 def flatten_losses(nested, prefix=""):
-    """{'encoder': {'view_loss': t}} → {'encoder/view_loss': t}."""
+    """{'encoder': {'cross_view_loss': t}} → {'encoder/cross_view_loss': t}."""
     flat = {}
     for key, value in nested.items():
         name = f"{prefix}{key}"
