@@ -12,7 +12,6 @@ import pytest
 from cv_mim.data import h36m
 from cv_mim.keypoints import profiles
 from cv_mim.serving import embedder as embedder_lib
-from cv_mim.serving import export as export_lib
 from cv_mim.serving import pretrained
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
