@@ -255,7 +255,7 @@ def test_pretraining_flags_are_generated_from_every_config_field():
            "view_loss_weight": 1.5, "disentangle_loss_weight": 0.25, "prior_loss_weight": 2.0,
            "loss_weighting": "single_cross_view", "club_variant": "authors",
            "generator_loss": "minimax", "gradient_penalty_weight": 0.3, "mi_measure": "kl",
-           "kl_weight": 2.5, "infonce_temperature": 0.5, "infomax_cross_weight": 0.75,
+           "kl_weight": 2.5, "kl_scale": "authors", "infonce_temperature": 0.5, "infomax_cross_weight": 0.75,
            "cross_pairing": "other_view"}
     assert set(odd) == {f.name for f in config_lib.flag_fields()}
     code = ("import json, sys\nfrom absl import flags\nimport cv_mim.pretrain as p\n"

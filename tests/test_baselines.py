@@ -105,9 +105,11 @@ def _np_mse(a, b):
     return np.mean((a.astype(np.float64) - b) ** 2)
 
 
-def _np_kl(mean, log_var):
+def _np_kl(mean, log_var, scale="authors"):
+    """KL to N(0, I) per example, summed (authors) or averaged (per_dimension) over dims; batch mean."""
     mean, log_var = mean.astype(np.float64), log_var.astype(np.float64)
-    return np.mean(np.sum(0.5 * (np.exp(log_var) + mean ** 2 - 1.0 - log_var), axis=-1))
+    per_dim = 0.5 * (np.exp(log_var) + mean ** 2 - 1.0 - log_var)
+    return np.mean(per_dim.sum(-1) if scale == "authors" else per_dim.mean(-1))
 
 
 def _np_fuse(pose, view, fusion):
@@ -177,10 +179,11 @@ def test_cat_fusion_with_unequal_dims_sizes_the_local_branch():
     assert alg.local_branch(enc["fc0"])["local"].shape == (3, 16)
 
 
-@pytest.mark.parametrize("algorithm,kl_weight", [("autoencoder", 1.0), ("vae", 1.0),
-                                                  ("beta_vae", 4.0)])
-def test_reconstruction_losses_match_numpy(algorithm, kl_weight):
-    alg = _build(algorithm, kl_weight=kl_weight)
+@pytest.mark.parametrize("algorithm,kl_weight,kl_scale", [
+    ("autoencoder", 1.0, "per_dimension"), ("vae", 1.0, "per_dimension"), ("vae", 1.0, "authors"),
+    ("beta_vae", 4.0, "per_dimension"), ("beta_vae", 4.0, "authors")])
+def test_reconstruction_losses_match_numpy(algorithm, kl_weight, kl_scale):
+    alg = _build(algorithm, kl_weight=kl_weight, kl_scale=kl_scale)
     a, p = synthetic_pairs(6, seed=3)
     got = _numpy(alg.compute_losses(a, p, SEED, training=False))
 
@@ -203,9 +206,11 @@ def test_reconstruction_losses_match_numpy(algorithm, kl_weight):
     if algorithm == "autoencoder":
         kl = 0.0
     else:
-        kl = (_np_kl(enc_a["mean"].numpy(), enc_a["log_var"].numpy())
-              + _np_kl(enc_p["mean"].numpy(), enc_p["log_var"].numpy()))
-        np.testing.assert_allclose(got["metrics"]["kl_divergence"], kl, rtol=1e-4)
+        params = [(e["mean"].numpy(), e["log_var"].numpy()) for e in (enc_a, enc_p)]
+        # The metric is in nats (summed over the dims) whatever the scale; the loss uses the scale.
+        np.testing.assert_allclose(got["metrics"]["kl_divergence"],
+                                   sum(_np_kl(m, lv) for m, lv in params), rtol=1e-4)
+        kl = sum(_np_kl(m, lv, kl_scale) for m, lv in params)
     enc = got["encoder"]
     np.testing.assert_allclose(enc["reconstruction_loss"], recon, rtol=1e-5)
     np.testing.assert_allclose(enc["cross_reconstruction_loss"], cross, rtol=1e-5)
@@ -319,6 +324,21 @@ def test_cross_term_gradient_reaches_the_encoder_through_the_other_view():
     g_cross = tape.gradient(result["cross_reconstruction_loss"], p)
     g_self = tape.gradient(result["reconstruction_loss"], p)
     assert float(tf.norm(g_cross)) > 0.0 and float(tf.norm(g_self)) > 0.0
+
+
+def test_kl_scale_default_flag_and_validation():
+    """The default KL scale is the one that does not collapse (BUILD_NOTES §1); the authors' sum is a
+    flag value; a bad value is refused."""
+    assert config_lib.ModelConfig(algorithm="vae").kl_scale == "per_dimension"
+    flag = {f.name: f for f in config_lib.flag_fields()}["kl_scale"]
+    assert flag.default == "per_dimension" and flag.choices == ("per_dimension", "authors")
+    assert config_lib.ModelConfig(algorithm="vae", kl_scale="authors").kl_scale == "authors"
+    with pytest.raises(ValueError, match="kl_scale must be one of"):
+        config_lib.ModelConfig(algorithm="vae", kl_scale="sum")
+    # A model_config.json written before the field existed describes a VAE trained with the sum.
+    old = {"algorithm": "beta_vae", "kl_weight": 4.0}
+    assert config_lib.ModelConfig.from_dict(old).kl_scale == "authors"
+    assert config_lib.ModelConfig.from_dict({"algorithm": "cv_mim"}).kl_scale == "per_dimension"
 
 
 def test_default_kl_weight_and_validation():

@@ -584,6 +584,33 @@ def test_gaussian_kl_loss_toy_values():
                                7 / 2, rtol=1e-6)
 
 
+def test_gaussian_kl_loss_scales_hand_values():
+    """By hand: row 0 has μ = (1, 0, 0, 2), log σ² = 0 → KL per dim (½, 0, 0, 2), sum 2.5; row 1 has
+    μ = 0, log σ² = (log 2, 0, 0, 0) → ½(2 − 1 − log 2) = 0.15343 in dim 0, sum 0.15343. Batch mean:
+    authors (sum) (2.5 + 0.15343)/2 = 1.32671; per_dimension (mean over the 4 dims) a quarter of it."""
+    mean = np.array([[1, 0, 0, 2], [0, 0, 0, 0]], np.float32)
+    log_var = np.array([[0, 0, 0, 0], [math.log(2.0), 0, 0, 0]], np.float32)
+    summed = (2.5 + 0.5 * (1.0 - math.log(2.0))) / 2
+    np.testing.assert_allclose(_value(losses.gaussian_kl_loss(mean, log_var, "authors")), summed,
+                               rtol=1e-6)
+    np.testing.assert_allclose(_value(losses.gaussian_kl_loss(mean, log_var, "per_dimension")),
+                               summed / 4, rtol=1e-6)
+    assert losses.KL_SCALES == ("per_dimension", "authors")
+    with pytest.raises(ValueError, match="KL scale must be one of"):
+        losses.gaussian_kl_loss(mean, log_var, "sum")
+
+
+@pytest.mark.parametrize("scale", ["authors", "per_dimension"])
+def test_gaussian_kl_loss_matches_numpy_both_scales(scale):
+    rng = np.random.default_rng(23)
+    mean, log_var = _rand(rng, 5, 7), _rand(rng, 5, 7, scale=0.8)
+    m, lv = mean.astype(np.float64), log_var.astype(np.float64)
+    per_dim = 0.5 * (np.exp(lv) + m ** 2 - 1.0 - lv)
+    expected = np.mean(per_dim.sum(-1) if scale == "authors" else per_dim.mean(-1))
+    np.testing.assert_allclose(_value(losses.gaussian_kl_loss(mean, log_var, scale)), expected,
+                               rtol=1e-6)
+
+
 def test_gaussian_kl_loss_matches_numerical_integration():
     rng = np.random.default_rng(19)
     mean, log_var = _rand(rng, 3, 2), _rand(rng, 3, 2, scale=0.5)

@@ -87,6 +87,10 @@ class ModelConfig:
     mi_measure: str = _field("jsd", "MI estimator of Eq. 6.", choices=losses.MEASURES)
     kl_weight: float = _field(1.0, "KL weight of vae (default 1) and beta_vae (β, default 4).",
                               flag_default=None)
+    kl_scale: str = _field(
+        "per_dimension", "VAE/β-VAE KL reduction over the latent dimensions; "
+        + "; ".join(f"{k}: {v}" for k, v in losses.KL_SCALE_HELP.items()) + ".",
+        choices=losses.KL_SCALES)
     infonce_temperature: float = _field(1.0, "Temperature of the infonce baseline.")
     infomax_cross_weight: float = _field(5.0, "Weight of the cross-view terms of the infonce/dim "
                                          "baselines (Eq. 2).")
@@ -104,6 +108,8 @@ class ModelConfig:
         if self.generator_loss not in losses.GENERATOR_LOSSES:
             raise ValueError(f"generator_loss must be one of {losses.GENERATOR_LOSSES}, got "
                              f"{self.generator_loss!r}")
+        if self.kl_scale not in losses.KL_SCALES:
+            raise ValueError(f"kl_scale must be one of {losses.KL_SCALES}, got {self.kl_scale!r}")
         if self.mi_measure not in losses.MEASURES:
             raise ValueError(f"mi_measure must be one of {losses.MEASURES}, got {self.mi_measure!r}")
         if not self.infonce_temperature > 0:
@@ -132,6 +138,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values):
+        values = dict(values)
+        if "kl_scale" not in values and values.get("algorithm") in registry.GAUSSIAN_EMBEDDERS:
+            # Written before the field existed: that VAE was trained with the authors' summed KL.
+            values["kl_scale"] = "authors"
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

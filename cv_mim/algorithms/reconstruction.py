@@ -17,9 +17,10 @@ For both views v ∈ {a, p} of one 3D pose, with the normalised 2D input x_v:
     L = Σ_v ‖x_v − G(z_p,v, z_v,v)‖² + Σ_v ‖x_v − G(z_p,v̄, z_v,v)‖² + kl_weight·Σ_v KL_v,
 
 v̄ the other view; ‖·‖² is the mean squared error over all B·J·2 entries
-(:func:`~cv_mim.losses.reconstruction_loss`) and KL_v is summed over the embedding dimensions and
-averaged over the batch (:func:`~cv_mim.losses.gaussian_kl_loss`) — the authors' scaling (fact sheet
-§3.8–3.9).
+(:func:`~cv_mim.losses.reconstruction_loss`, the authors' scale) and KL_v is averaged over the batch
+and, by ``kl_scale`` (:data:`~cv_mim.losses.KL_SCALES`), averaged over the embedding dimensions
+(``per_dimension``, the default: both terms per scalar) or summed over them (``authors``, fact sheet
+§3.8–3.9, whose optimum on normalised 2D poses is the collapsed posterior — BUILD_NOTES §1).
 """
 
 from absl import logging
@@ -59,8 +60,9 @@ class CrossReconstruction(contract.Algorithm):
                      "kl_divergence" (Gaussian embedder only)}}
 
     with ``reconstruction_loss`` = Σ_v MSE(G(z_p,v, z_v,v), x_v), ``cross_reconstruction_loss`` =
-    Σ_v MSE(G(z_p,v̄, z_v,v), x_v), ``kl_loss`` = kl_weight·(KL_a + KL_p) (0 for the point embedder),
-    ``kl_divergence`` = KL_a + KL_p unweighted, and the two ``*_error`` metrics the mean per-joint
+    Σ_v MSE(G(z_p,v̄, z_v,v), x_v), ``kl_loss`` = kl_weight·(KL_a + KL_p) at ``kl_scale`` (0 for the
+    point embedder), ``kl_divergence`` = KL_a + KL_p in nats (summed over the dimensions, unweighted,
+    whatever ``kl_scale``), and the two ``*_error`` metrics the mean per-joint
     Euclidean distance, averaged over both views (normalised units).
     """
 
@@ -129,13 +131,14 @@ class CrossReconstruction(contract.Algorithm):
                 contract.gather(pose_a), contract.gather(view_a)),
         }
         if self.variational:
-            kl = (losses.gaussian_kl_loss(contract.gather(enc_a["mean"]),
-                                          contract.gather(enc_a["log_var"]))
-                  + losses.gaussian_kl_loss(contract.gather(enc_p["mean"]),
-                                            contract.gather(enc_p["log_var"])))
-            kl_loss = cfg.kl_weight * kl
+            params = [(contract.gather(e["mean"]), contract.gather(e["log_var"]))
+                      for e in (enc_a, enc_p)]
+            kl_loss = cfg.kl_weight * sum(losses.gaussian_kl_loss(m, lv, cfg.kl_scale)
+                                          for m, lv in params)
             total = total + kl_loss
-            metrics["kl_divergence"] = kl
+            # In nats (summed over the dimensions) whatever the scale, so a collapse shows as ~0.
+            metrics["kl_divergence"] = sum(losses.gaussian_kl_loss(m, lv, "authors")
+                                           for m, lv in params)
         else:
             kl_loss = tf.constant(0.0, tf.float32)
         return {

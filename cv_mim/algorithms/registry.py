@@ -42,6 +42,7 @@ ALGORITHMS = tuple(REGISTRY)
 BASELINES = tuple(name for name in REGISTRY if name != "cv_mim")
 RECONSTRUCTION_BASELINES = tuple(n for n, s in REGISTRY.items() if s.family == "reconstruction")
 INFOMAX_BASELINES = tuple(n for n, s in REGISTRY.items() if s.family == "infomax")
+GAUSSIAN_EMBEDDERS = tuple(n for n, s in REGISTRY.items() if s.embedder == "gaussian")
 DISPLAY_NAMES = {name: spec.display_name for name, spec in REGISTRY.items()}
 
 

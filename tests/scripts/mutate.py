@@ -28,8 +28,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 LOSSES_TESTS = ["tests/test_losses.py", "tests/test_objective.py", "tests/test_algorithms.py"]
 OBJECTIVE_TESTS = ["tests/test_objective.py", "tests/test_algorithms.py"]
 BASELINE_TESTS = ["tests/test_baselines.py"]
-L, C, I, R = ("cv_mim/losses.py", "cv_mim/algorithms/cvmim.py", "cv_mim/algorithms/infomax.py",
-              "cv_mim/algorithms/reconstruction.py")
+L, C, I, R, G = ("cv_mim/losses.py", "cv_mim/algorithms/cvmim.py", "cv_mim/algorithms/infomax.py",
+                 "cv_mim/algorithms/reconstruction.py", "cv_mim/algorithms/config.py")
 
 # (id, file, original, mutant, what it means); the tests run are chosen by file (run_mutant).
 MUTANTS = [
@@ -79,10 +79,14 @@ MUTANTS = [
      "        return tf.reduce_mean(tf.nn.softplus(fake_logits))", "minimax = the authors' 'MM'"),
     ("recon_sum", L, "return tf.reduce_mean(tf.square(tf.cast(reconstruction",
      "return tf.reduce_sum(tf.square(tf.cast(reconstruction", "reconstruction summed"),
-    ("kl_no_one", L, "-0.5 * tf.reduce_sum(1.0 + log_var", "-0.5 * tf.reduce_sum(log_var",
+    ("kl_no_one", L, "per_dim = -0.5 * (1.0 + log_var", "per_dim = -0.5 * (log_var",
      "KL without the +1"),
-    ("kl_mean_dims", L, "kl = -0.5 * tf.reduce_sum(", "kl = -0.5 * tf.reduce_mean(",
-     "KL averaged over dimensions"),
+    ("kl_mean_dims", L, 'reduce = tf.reduce_sum if scale == "authors" else tf.reduce_mean',
+     "reduce = tf.reduce_mean", "authors' KL averaged over dimensions"),
+    ("kl_per_dim_summed", L, 'reduce = tf.reduce_sum if scale == "authors" else tf.reduce_mean',
+     "reduce = tf.reduce_sum", "per_dimension KL summed over dimensions (the authors' scale)"),
+    ("kl_batch_summed", L, "return tf.reduce_mean(reduce(per_dim, axis=-1))",
+     "return tf.reduce_sum(reduce(per_dim, axis=-1))", "KL summed over the batch"),
     # CV-MIM (cvmim.py).
     ("view_weight_single", C, "cfg.view_loss_weight * self.cross_view_factor * cross_view",
      "cfg.view_loss_weight * cross_view", "cross-view weight λ1 instead of 2·λ1"),
@@ -135,7 +139,17 @@ MUTANTS = [
     ("recon_cross_swapped", R, 'cross_a = decode(pose_p, view_a, "decoder_cross_anchor")',
      'cross_a = decode(pose_a, view_p, "decoder_cross_anchor")',
      "cross reconstruction keeps the wrong view embedding"),
-    ("kl_weight_ignored", R, "kl_loss = cfg.kl_weight * kl", "kl_loss = kl", "β ignored"),
+    ("kl_weight_ignored", R, "kl_loss = cfg.kl_weight * sum(", "kl_loss = 1.0 * sum(",
+     "β ignored"),
+    ("kl_scale_ignored", R, "losses.gaussian_kl_loss(m, lv, cfg.kl_scale)",
+     "losses.gaussian_kl_loss(m, lv)", "kl_scale ignored (always the authors' sum)"),
+    ("kl_metric_scaled", R, 'metrics["kl_divergence"] = sum(losses.gaussian_kl_loss(m, lv, "authors")',
+     'metrics["kl_divergence"] = sum(losses.gaussian_kl_loss(m, lv, cfg.kl_scale)',
+     "kl_divergence metric not in nats"),
+    ("kl_one_view", R, "for e in (enc_a, enc_p)]", "for e in (enc_a, enc_a)]",
+     "KL of the anchor counted twice, the positive's dropped"),
+    ("kl_scale_default_authors", G, '"per_dimension", "VAE/β-VAE KL reduction',
+     '"authors", "VAE/β-VAE KL reduction', "default KL scale = the collapsing authors' one"),
 ]
 
 
