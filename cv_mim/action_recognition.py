@@ -124,13 +124,13 @@ def main(argv):
     if not embeddings:
         raise app.UsageError("give --embeddings (from cv_mim.embed) or --export_dir")
     seeds = cli.parse_seeds(FLAGS.seeds)
-    action_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir, setting=FLAGS.setting,
+    results = action_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir, setting=FLAGS.setting,
                   features=FLAGS.features, train_view=FLAGS.train_view, fraction=FLAGS.fraction,
                   benchmark=FLAGS.benchmark, classifier=FLAGS.classifier, steps=FLAGS.steps,
                   batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, seeds=seeds,
                   flip_mode=FLAGS.flip_mode,
                   restrict_to_seen_classes=FLAGS.restrict_to_seen_classes, method=FLAGS.method)
-    print(open(os.path.join(FLAGS.output_dir, "table.md"), encoding="utf-8").read())
+    print(action_lib.markdown_table(results))
 
 
 if __name__ == "__main__":

@@ -41,3 +41,9 @@ def write_results(output_dir, results, json_name, table, table_name, heading="")
     with tf.io.gfile.GFile(os.path.join(output_dir, table_name), "w") as f:
         f.write((heading + "\n\n" if heading else "") + table + "\n")
     log.info("\n%s", table)
+
+
+def absolute(path):
+    """``path`` made absolute; a URL-like path (``gs://…``, ``ram://…``) is returned as it is."""
+    path = str(path)
+    return path if "://" in path else os.path.abspath(path)

@@ -61,11 +61,11 @@ def main(argv):
     if not embeddings:
         raise app.UsageError("give --embeddings (from cv_mim.embed) or --export_dir")
     seeds = cli.parse_seeds(FLAGS.seeds)
-    view_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir,
+    results = view_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir,
                                 features=tuple(FLAGS.features), steps=FLAGS.steps,
                                 batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
                                 seeds=seeds, method=FLAGS.method)
-    print(open(os.path.join(FLAGS.output_dir, "view_table.md"), encoding="utf-8").read())
+    print(view_lib.markdown_table(results))
 
 
 if __name__ == "__main__":

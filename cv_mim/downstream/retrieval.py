@@ -181,8 +181,7 @@ def draw_panels(path, data: RetrievalData, feature, *, num_queries=4, top=5, see
                  f"neighbours (camera {data.camera_ids[gallery_camera]}); red = left limbs",
                  fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plotting.save_figure(fig, path)
 
 
 def build_data(poses, embedder, *, frame_stride=1):
@@ -329,7 +328,7 @@ def run_synchronised(*, export_dir, output_dir, dataset, path, tolerance=0, trus
     present = np.stack([(m > 0).any(-1) for m in clips.masks])
     results = synchronised_hits({k: np.stack(v) for k, v in features.items()}, present,
                                 [str(c) for c in clips.clip_ids], tolerance=tolerance)
-    results.update(export_dir=export_dir, dataset=dataset, source=os.path.abspath(path),
+    results.update(export_dir=export_dir, dataset=dataset, source=records.absolute(path),
                    algorithm=embedder.metadata.get("algorithm"), loader_info=clips.info)
     records.write_results(
         output_dir, results, "retrieval_results.json", synchronised_table(results),

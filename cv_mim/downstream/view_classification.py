@@ -29,7 +29,8 @@ FEATURES = ("view_embedding", "raw", "pose_embedding")
 
 
 def frame_dataset(emb: embedding_file.EmbeddingFile, feature):
-    """(features [F, D], view labels [F], split [F], view names) of every frame."""
+    """(features [F, D] in the file's dtype, view labels [F], split [F], view names) of every frame
+    with somebody detected; one feature is read, clip by clip."""
     if feature not in FEATURES:
         raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
     views = emb["views"].astype(str)
@@ -37,13 +38,16 @@ def frame_dataset(emb: embedding_file.EmbeddingFile, feature):
         tuple(sorted(set(views)))
     if not all(views):
         raise ValueError("the embedding file has clips without a view label")
-    offsets = emb["clip_offsets"]
-    lengths = np.diff(offsets)
-    x = emb[embedding_file.FEATURE_KEYS[feature]].reshape(offsets[-1], -1).astype(np.float32)
-    y = np.repeat(np.array([view_names.index(v) for v in views], np.int64), lengths)
-    split = np.repeat(emb["split"].astype(str), lengths)
-    seen = np.isfinite(x).all(-1)  # frames with nobody detected are NaN: not classified
-    return x[seen], y[seen], split[seen], view_names
+    splits = emb["split"].astype(str)
+    xs, ys, split = [], [], []
+    for c in range(emb.num_clips):
+        x = emb.clip_feature(c, embedding_file.FEATURE_KEYS[feature])
+        x = x.reshape(len(x), -1)
+        seen = np.isfinite(x).all(-1)  # frames with nobody detected are NaN: not classified
+        xs.append(x[seen])
+        ys.append(np.full(int(seen.sum()), view_names.index(views[c]), np.int64))
+        split.append(np.full(int(seen.sum()), splits[c]))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(split), view_names
 
 
 def train_linear(x, y, num_classes, *, steps=10_000, batch_size=64, learning_rate=1e-2, seed=0):
@@ -53,12 +57,12 @@ def train_linear(x, y, num_classes, *, steps=10_000, batch_size=64, learning_rat
     layer.build((None, x.shape[1]))
     opt = tf.keras.optimizers.Adagrad(learning_rate)
     opt.build(layer.trainable_variables)
-    xs, ys = tf.constant(x), tf.constant(y)
+    xs, ys = tf.constant(x), tf.constant(y)  # x in the file's dtype (float16: half the memory)
 
     @tf.function
     def step(idx):
         with tf.GradientTape() as tape:
-            logits = layer(tf.gather(xs, idx))
+            logits = layer(tf.cast(tf.gather(xs, idx), tf.float32))
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
                 tf.gather(ys, idx), logits))
         grads = tape.gradient(loss, layer.trainable_variables)
@@ -72,6 +76,12 @@ def train_linear(x, y, num_classes, *, steps=10_000, batch_size=64, learning_rat
         if (i + 1) % max(1, steps // 5) == 0:
             log.info("linear view classifier step %d/%d loss %.4f", i + 1, steps, float(loss))
     return layer, float(loss) if loss is not None else float("nan")
+
+
+def predict(layer, x, batch_size=65536):
+    """Predicted classes of the frames ``x`` [F, D], in batches (float32 one batch at a time)."""
+    return np.concatenate([np.argmax(layer(tf.constant(x[i:i + batch_size], tf.float32)).numpy(),
+                                     axis=1) for i in range(0, len(x), batch_size)])
 
 
 def run(*, embeddings, output_dir, features=("view_embedding", "raw"), steps=10_000, batch_size=64,
@@ -91,7 +101,7 @@ def run(*, embeddings, output_dir, features=("view_embedding", "raw"), steps=10_
         raise ValueError(f"view classification (Table 10) needs clips with a view and a train/test "
                          f"split (Penn Action, or your own clips); this file holds "
                          f"{emb.metadata.get('dataset')!r}")
-    os.makedirs(output_dir, exist_ok=True)
+    tf.io.gfile.makedirs(output_dir)
     method = method or emb.metadata.get("export", {}).get("algorithm", "embedding")
     results = {"method": method, "steps": steps, "batch_size": batch_size,
                "learning_rate": learning_rate, "seeds": list(seeds), "features": {}}
@@ -105,7 +115,7 @@ def run(*, embeddings, output_dir, features=("view_embedding", "raw"), steps=10_
             layer, loss = train_linear(x[train], y[train], len(view_names), steps=steps,
                                        batch_size=batch_size, learning_rate=learning_rate,
                                        seed=seed)
-            pred = np.argmax(layer(tf.constant(x[test])).numpy(), axis=1)
+            pred = predict(layer, x[test])
             accs.append(float((pred == y[test]).mean()))
             np.add.at(confusion, (y[test], pred), 1)
         base = os.path.join(output_dir, f"view_confusion_{feature}")
