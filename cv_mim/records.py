@@ -28,7 +28,9 @@ def jsonable(obj):
 
 def write_json(path, payload):
     """Writes JSON atomically (temporary file + rename); works on any tf.io.gfile path."""
-    tmp = f"{path}.tmp"
+    head, tail = os.path.split(path)
+    # A hidden sibling, not "<path>.tmp": TF's ram:// takes a path that prefixes a file for a folder.
+    tmp = os.path.join(head, f".{tail}.tmp")
     with tf.io.gfile.GFile(tmp, "w") as f:
         f.write(json.dumps(jsonable(payload), indent=2, sort_keys=True, default=str))
     tf.io.gfile.rename(tmp, path, overwrite=True)

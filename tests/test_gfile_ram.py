@@ -65,6 +65,7 @@ def test_pretrain_export_embed_and_downstream_on_ram(tmp_path, monkeypatch):
 
 def test_confusion_figure_and_csv_on_ram():
     from cv_mim import plotting  # pylint: disable=import-outside-toplevel
+    tf.io.gfile.makedirs(f"{ROOT}_plot")
     plotting.write_confusion(f"{ROOT}_plot/c", np.array([[2, 1], [0, 3]]), ["a", "b"])
     with tf.io.gfile.GFile(f"{ROOT}_plot/c.csv") as f:
         assert f.read().splitlines() == ["true\\predicted,a,b", "a,2,1", "b,0,3"]

@@ -141,7 +141,9 @@ class EmbeddingWriter:
                 raise ValueError(f"flip mode must be one of {FLIP_MODES}, got {mode!r}")
         self.path, self.flip_modes, self.feature_dtype = path, tuple(flip_modes), feature_dtype
         self.dtype = record_dtype(pose_dim, view_dim, flip_modes, feature_dtype)
-        self._tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        head, _, tail = path.rpartition("/")
+        # A hidden sibling, not "<path>.tmp…": TF's ram:// takes a path prefixing a file for a folder.
+        self._tmp = f"{head}{'/' if head else ''}.{tail}.tmp-{uuid.uuid4().hex[:8]}"
         self._file = None
         self._zip = None
         self.lengths = []

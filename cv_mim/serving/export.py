@@ -221,6 +221,21 @@ def clean_stale_temporaries(export_dir):
     return removed
 
 
+def _move_tree(src, dst):
+    """Renames the folder ``src`` to ``dst``: one atomic rename on a local disk; file by file on a
+    URL file system (gs://: a folder rename is a copy per object anyway; ram:// renames only the
+    folder's own entry and leaves its files behind)."""
+    if "://" not in src:
+        tf.io.gfile.rename(src, dst)
+        return
+    for folder, _, files in list(tf.io.gfile.walk(src)):
+        target = dst + folder[len(src):]
+        tf.io.gfile.makedirs(target)
+        for name in files:
+            tf.io.gfile.rename(os.path.join(folder, name), os.path.join(target, name))
+    tf.io.gfile.rmtree(src)
+
+
 def export(model_dir, export_dir, *, checkpoint=None, min_keypoint_score=0.0, overwrite=False):
     """Exports the encoder of ``model_dir`` to a SavedModel at ``export_dir``, atomically.
 
@@ -269,11 +284,11 @@ def export(model_dir, export_dir, *, checkpoint=None, min_keypoint_score=0.0, ov
             f.write(json.dumps(metadata, indent=2, sort_keys=True, default=str))
         if tf.io.gfile.exists(export_dir):
             old = f"{tmp}.old"
-            tf.io.gfile.rename(export_dir, old)
-            tf.io.gfile.rename(tmp, export_dir)
+            _move_tree(export_dir, old)
+            _move_tree(tmp, export_dir)
             tf.io.gfile.rmtree(old)
         else:
-            tf.io.gfile.rename(tmp, export_dir)
+            _move_tree(tmp, export_dir)
     finally:
         if tf.io.gfile.exists(tmp):
             tf.io.gfile.rmtree(tmp)
