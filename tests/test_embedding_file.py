@@ -97,6 +97,8 @@ def test_clip_features_are_read_on_demand(tmp_path):
     expected = _clip_values(1, 5, ())["pose_embedding"].astype(np.float16).astype(np.float32)
     expected[2] = 0.0  # nobody detected: classifiers see zeros
     np.testing.assert_array_equal(x[0], expected)
+    np.testing.assert_array_equal(x[0, 2:4], expected[2:4])
+    np.testing.assert_array_equal(x[[0, 0], 1], expected[[1, 1]])
     np.testing.assert_array_equal(np.asarray(x), expected[None])
     raw = emb.clip_features("normalized_keypoints", flip="keep", clips=[0])
     assert raw.shape == (1, 3, 26) and raw[0].dtype == np.float32

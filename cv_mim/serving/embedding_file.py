@@ -204,7 +204,8 @@ class ClipFeatures:
     """Per-clip features of some clips of an embedding file, read on demand.
 
     ``shape`` is (N, T, D) (all selected clips have one length); ``x[i]`` / ``x[indices]`` /
-    ``x[a:b]`` read those clips and return float32 ([T, D] or [n, T, D]); frames with nobody detected
+    ``x[a:b]`` read those clips and return float32 ([T, D] or [n, T, D]; ``x[i, t]`` indexes further
+    after reading); frames with nobody detected
     (NaN in the file) read as zeros. ``np.asarray(x)`` reads all of them.
     """
 
@@ -227,13 +228,17 @@ class ClipFeatures:
         return ClipFeatures(self._emb, self.feature, self.flip, self.clips[np.asarray(indices)])
 
     def __getitem__(self, index):
+        rest = ()
+        if isinstance(index, tuple):  # x[clip, frame, ...]: the clips are read, then indexed
+            index, rest = index[0], index[1:]
         if isinstance(index, (int, np.integer)):
-            return self._read(self.clips[index])
+            out = self._read(self.clips[index])
+            return out[rest] if rest else out
         chosen = self.clips[index]
         out = np.empty((len(chosen),) + self.shape[1:], np.float32)
         for i, clip in enumerate(chosen):
             out[i] = self._read(clip)
-        return out
+        return out[(slice(None),) + rest] if rest else out
 
     def __array__(self, dtype=None, copy=None):
         return self[:].astype(dtype or np.float32, copy=False)

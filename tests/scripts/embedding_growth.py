@@ -23,8 +23,9 @@ def child(args, repo):
     import time  # pylint: disable=import-outside-toplevel
     env = dict(os.environ, PYTHONPATH=repo, TF_CPP_MIN_LOG_LEVEL="2")
     start = time.time()
+    # cwd=repo: ``python -m`` puts the working directory first on sys.path.
     proc = subprocess.Popen([sys.executable, "-m"] + args, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, cwd=repo)
     _, status, usage = os.wait4(proc.pid, 0)
     err = proc.stderr.read().decode()[-2000:]
     if os.waitstatus_to_exitcode(status):
