@@ -125,13 +125,14 @@ def main(argv):
             os.path.join(FLAGS.output_dir, "embeddings.npz"), flip_modes=flips,
             trust_export=FLAGS.trust_export, **kwargs)
     seeds = cli.parse_seeds(FLAGS.seeds)
-    action_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir, setting=FLAGS.setting,
-                  features=FLAGS.features, train_view=FLAGS.train_view, fraction=FLAGS.fraction,
-                  benchmark=FLAGS.benchmark, classifier=FLAGS.classifier, steps=FLAGS.steps,
-                  batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, seeds=seeds,
-                  flip_mode=FLAGS.flip_mode,
-                  restrict_to_seen_classes=FLAGS.restrict_to_seen_classes, method=FLAGS.method)
-    print(open(os.path.join(FLAGS.output_dir, "table.md"), encoding="utf-8").read())
+    results = action_lib.run(
+        embeddings=embeddings, output_dir=FLAGS.output_dir, setting=FLAGS.setting,
+        features=FLAGS.features, train_view=FLAGS.train_view, fraction=FLAGS.fraction,
+        benchmark=FLAGS.benchmark, classifier=FLAGS.classifier, steps=FLAGS.steps,
+        batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, seeds=seeds,
+        flip_mode=FLAGS.flip_mode, restrict_to_seen_classes=FLAGS.restrict_to_seen_classes,
+        method=FLAGS.method)
+    print(action_lib.markdown_table(results))
 
 
 if __name__ == "__main__":

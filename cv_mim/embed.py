@@ -11,6 +11,7 @@ from cv_mim import cli
 from cv_mim.data import registry as data_registry
 from cv_mim.serving import embed as embed_lib
 from cv_mim.serving import pretrained
+from cv_mim.serving import embedding_file
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", None, "SavedModel from cv_mim.export (default: the shipped "
@@ -24,8 +25,11 @@ flags.DEFINE_enum("dataset", None, data_registry.DATASETS,
                   "file; mmpose_json: MMPose prediction file or folder; skeleton_pickle: PYSKL / "
                   "MMAction2 annotation .pkl.")
 flags.DEFINE_string("input", None, "Dataset path.")
-flags.DEFINE_string("output", None, "Output .npz.")
+flags.DEFINE_string("output", None, "Output .npz (any tf.io.gfile path, e.g. gs://).")
 flags.DEFINE_list("flip_modes", [], "Also embed mirrored keypoints: keep and/or swap.")
+flags.DEFINE_enum("feature_dtype", "float16", embedding_file.FEATURE_DTYPES,
+                  "Precision of the stored features (float16: half the size; the downstream "
+                  "classifiers give the same results, see README).")
 flags.DEFINE_bool("skip_malformed", False, "Skip malformed files (counted in the log) instead of "
                   "stopping.")
 flags.DEFINE_string("skip_list", None, "NTU: text file of sample names to skip.")
@@ -50,9 +54,11 @@ def main(argv):
         kwargs["invisible_joints"] = FLAGS.invisible_joints
     if FLAGS.dataset in data_registry.DETECTOR_DATASETS:
         kwargs = cli.detector_kwargs(FLAGS)
-    path = embed_lib.embed_dataset(pretrained.resolve(FLAGS.export_dir), FLAGS.dataset, FLAGS.input, FLAGS.output,
+    path = embed_lib.embed_dataset(pretrained.resolve(FLAGS.export_dir), FLAGS.dataset, FLAGS.input,
+                                   FLAGS.output,
                                    flip_modes=tuple(FLAGS.flip_modes),
-                                   trust_export=FLAGS.trust_export, **kwargs)
+                                   trust_export=FLAGS.trust_export,
+                                   feature_dtype=FLAGS.feature_dtype, **kwargs)
     print(f"wrote {path}")
 
 

@@ -1,11 +1,14 @@
 """Figures: matplotlib set up once (headless ``Agg``), and the figures several stages share.
 
-A leaf utility: any stage may import it; it imports nothing of cv_mim.
+A leaf utility: any stage may import it; it imports nothing of cv_mim. Files are written through
+``tf.io.gfile`` (:func:`save_figure`), so output dirs may be ``gs://`` paths.
 """
 
 import csv
+import io
 
 import numpy as np
+import tensorflow as tf
 
 
 def pyplot():
@@ -17,6 +20,15 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path, dpi=110):
+    """Writes a matplotlib figure as PNG to any ``tf.io.gfile`` path and closes it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    pyplot().close(fig)
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(buffer.getvalue())
+
+
 def write_confusion(path_base, confusion, class_names, *, title=None):
     """``<path_base>.csv`` (counts, true class per row) and ``<path_base>.png``.
 
@@ -24,11 +36,13 @@ def write_confusion(path_base, confusion, class_names, *, title=None):
     title is ``title`` plus the accuracy the matrix implies (trace / total).
     """
     confusion = np.asarray(confusion)
-    with open(path_base + ".csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["true\\predicted"] + list(class_names))
-        for name, row in zip(class_names, confusion):
-            writer.writerow([name] + [int(x) for x in row])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["true\\predicted"] + list(class_names))
+    for name, row in zip(class_names, confusion):
+        writer.writerow([name] + [int(x) for x in row])
+    with tf.io.gfile.GFile(path_base + ".csv", "w") as f:
+        f.write(text.getvalue())
     plt = pyplot()
     k = len(class_names)
     fig, ax = plt.subplots(figsize=(0.45 * k + 2.5, 0.45 * k + 2.4))
@@ -48,5 +62,4 @@ def write_confusion(path_base, confusion, class_names, *, title=None):
                 ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=6,
                         color="white" if norm[i, j] > 0.5 else "black")
     fig.tight_layout()
-    fig.savefig(path_base + ".png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path_base + ".png")

@@ -28,7 +28,9 @@ def jsonable(obj):
 
 def write_json(path, payload):
     """Writes JSON atomically (temporary file + rename); works on any tf.io.gfile path."""
-    tmp = f"{path}.tmp"
+    head, tail = os.path.split(path)
+    # A hidden sibling, not "<path>.tmp": TF's ram:// takes a path that prefixes a file for a folder.
+    tmp = os.path.join(head, f".{tail}.tmp")
     with tf.io.gfile.GFile(tmp, "w") as f:
         f.write(json.dumps(jsonable(payload), indent=2, sort_keys=True, default=str))
     tf.io.gfile.rename(tmp, path, overwrite=True)
@@ -44,3 +46,9 @@ def write_results(output_dir, results, json_name, table, table_name, heading="")
         f.write((heading + "\n\n" if heading else "") + table + "\n")
     log.info("wrote %s and %s", os.path.join(output_dir, json_name),
              os.path.join(output_dir, table_name))
+
+
+def absolute(path):
+    """``path`` made absolute; a URL-like path (``gs://…``, ``ram://…``) is returned as it is."""
+    path = str(path)
+    return path if "://" in path else os.path.abspath(path)

@@ -66,11 +66,11 @@ def main(argv):
                                              os.path.join(FLAGS.output_dir, "embeddings.npz"),
                                              trust_export=FLAGS.trust_export, **kwargs)
     seeds = cli.parse_seeds(FLAGS.seeds)
-    view_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir,
-                                features=tuple(FLAGS.features), steps=FLAGS.steps,
-                                batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
-                                seeds=seeds, method=FLAGS.method)
-    print(open(os.path.join(FLAGS.output_dir, "view_table.md"), encoding="utf-8").read())
+    results = view_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir,
+                           features=tuple(FLAGS.features), steps=FLAGS.steps,
+                           batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+                           seeds=seeds, method=FLAGS.method)
+    print(view_lib.markdown_table(results))
 
 
 if __name__ == "__main__":

@@ -135,10 +135,12 @@ def test_embedding_file_contents(penn_embeddings):
     f = emb["clip_offsets"][-1]
     assert emb["pose_embedding"].shape == (f, 32) and emb["view_embedding"].shape == (f, 32)
     assert emb["normalized_keypoints"].shape == (f, 13, 2) and emb["mask"].shape == (f, 13)
+    assert emb["pose_embedding"].dtype == np.float16 and emb["mask"].dtype == bool
     assert np.all(np.diff(emb["clip_offsets"]) == 332)
     assert set(emb["views"].tolist()) == {"front", "back", "left", "right"}
     assert set(emb["split"].tolist()) == {"train", "test"}
     assert emb.metadata["dataset"] == "penn_action" and emb.metadata["flip_modes"] == ["keep", "swap"]
+    assert emb.metadata["format"] == "cv_mim.embeddings/2"
     info = emb.metadata["loader_info"]
     assert info["invisible_joints"] == "annotated" and info["min_visible_fraction"] == 0.4
     # Occluded-but-annotated joints are present: far more joints present than marked visible.
@@ -146,13 +148,52 @@ def test_embedding_file_contents(penn_embeddings):
     x = emb.clip_features("pose_embedding")
     assert x.shape == (64, 332, 32)
     assert emb.clip_features("normalized_keypoints").shape == (64, 332, 26)
-    # Flip modes do what they say on the stored (normalised) poses.
-    nk = emb["normalized_keypoints"]
-    keep = emb["normalized_keypoints_flip_keep"]
-    swap = emb["normalized_keypoints_flip_swap"]
-    np.testing.assert_allclose(keep[..., 0], -nk[..., 0], atol=1e-5)
-    np.testing.assert_allclose(keep[..., 1], nk[..., 1], atol=1e-5)
-    np.testing.assert_allclose(swap, keep[:, list(profiles.LEFT_RIGHT_SWAP)], atol=1e-5)
+    # Keypoints are stored once: one (13, 2) field per frame, the flip variants are not in the file.
+    fields = emb.record_dtype().names
+    assert sum(n.startswith("normalized_keypoints") for n in fields) == 1
+    assert {"pose_embedding_flip_keep", "view_embedding_flip_swap"} <= set(fields)
+
+
+def _frames(emb, clips):
+    """Pixel keypoints and masks of some Penn clips (the embedder's input)."""
+    from cv_mim.data import registry  # pylint: disable=import-outside-toplevel
+    loaded = registry.load_clips("penn_action", str(PENN))
+    assert list(loaded.clip_ids[clips]) == list(emb["clip_ids"][clips])
+    return [(loaded.keypoints[c], loaded.masks[c]) for c in clips]
+
+
+def test_stored_features_match_the_export_at_float16_precision(trained, penn_embeddings):
+    """The file holds the export's outputs rounded to float16, and the mirrored keypoints derived on
+    read equal the export's own normalisation of mirrored pixels (normalisation commutes with the
+    mirror), both within float16 rounding (relative 2^-11)."""
+    from cv_mim.serving import embedder as embedder_lib  # pylint: disable=import-outside-toplevel
+    emb = embedding_file.load_embeddings(penn_embeddings)
+    embedder = embedder_lib.Embedder(trained[2])
+    clips = [0, 17, 40]
+    for c, (kp, mask) in zip(clips, _frames(emb, clips)):
+        for flip in (None, "keep", "swap"):
+            k, m = (kp, mask) if flip is None else embed_lib.flip_keypoints(kp, mask, flip)
+            out = embedder(np.where(m[..., None] > 0, k, np.nan), m)
+            for feature in embedding_file.FEATURES:
+                want = out[feature].reshape(len(kp), -1)
+                got = emb.clip_feature(c, feature, flip).reshape(len(kp), -1).astype(np.float32)
+                np.testing.assert_allclose(got, want, rtol=2.0 ** -11, atol=2.0 ** -24 + 1e-6,
+                                           err_msg=f"clip {c} {feature} flip {flip}")
+
+
+@pytest.mark.slow
+def test_float16_features_give_the_float32_classifier(trained, penn_embeddings, tmp_path):
+    """The same classifier trained on float16 and on float32 files: the same test predictions."""
+    _, _, export_dir = trained
+    f32 = embed_lib.embed_dataset(export_dir, "penn_action", str(PENN), str(tmp_path / "f32.npz"),
+                                  feature_dtype="float32")
+    assert embedding_file.load_embeddings(f32)["pose_embedding"].dtype == np.float32
+    results = [action_lib.run(embeddings=path, output_dir=str(tmp_path / name), setting="full",
+                              features="embedding", steps=40, seeds=(0,), log_every=1000)
+               for name, path in (("f16", penn_embeddings), ("f32", f32))]
+    runs = [r["train_views"]["all"]["runs"][0] for r in results]
+    np.testing.assert_array_equal(runs[0]["confusion"], runs[1]["confusion"])
+    assert runs[0]["final_loss"] == pytest.approx(runs[1]["final_loss"], rel=1e-3)
 
 
 def test_flip_keypoints_on_a_known_pose():

@@ -29,6 +29,7 @@ import logging
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from cv_mim import plotting
 from cv_mim import records
@@ -141,6 +142,7 @@ def splits(emb, setting, *, train_view=None, benchmark="cross_subject"):
 
 
 def _features(emb, features, flip=None):
+    """The clips' features, read from the file as training and evaluation ask for them."""
     return emb.clip_features(embedding_file.FEATURE_KEYS[features], flip=flip)
 
 
@@ -210,7 +212,7 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
     x = _features(emb, features)
     x_flip = _features(emb, features, flip_mode) if flip_mode != "none" else None
     test_views_all = emb["views"].astype(str)
-    os.makedirs(output_dir, exist_ok=True)
+    tf.io.gfile.makedirs(output_dir)
 
     results = {"dataset": dataset, "setting": setting, "features": features, "method": method,
                "classifier": classifier, "steps": steps, "batch_size": batch_size,
@@ -238,11 +240,11 @@ def run(*, embeddings, output_dir, setting="single_shot", features="embedding", 
                 idx = train_idx[sub]
             logdir = os.path.join(output_dir, EVENTS_DIR, f"train_{view}_seed{seed}")
             model, history = trainer.train_classifier(
-                x[idx], labels[idx], num_classes=num_classes, classifier=classifier, steps=steps,
-                batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                alternate_features=None if x_flip is None else x_flip[idx], log_every=log_every,
-                logdir=logdir)
-            logits = trainer.predict_logits(model, x[test_idx])
+                x.select(idx), labels[idx], num_classes=num_classes, classifier=classifier,
+                steps=steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                alternate_features=None if x_flip is None else x_flip.select(idx),
+                log_every=log_every, logdir=logdir)
+            logits = trainer.predict_logits(model, x.select(test_idx))
             ev = trainer.evaluate(logits, labels[test_idx], num_classes, class_names=class_names,
                                    restrict_to_classes=seen if restrict_to_seen_classes else None)
             per_test_view = {}

@@ -406,7 +406,7 @@ def run_synchronised(*, export_dir, output_dir, dataset, path, tolerance=0, trus
     results["view_probe"] = view_predictability(
         {k: np.where(present[..., None], v.reshape(v.shape[:2] + (-1,)), np.nan)
          for k, v in features.items()})
-    results.update(export_dir=export_dir, dataset=dataset, source=os.path.abspath(path),
+    results.update(export_dir=export_dir, dataset=dataset, source=records.absolute(path),
                    algorithm=embedder.metadata.get("algorithm"), loader_info=clips.info)
     records.write_results(
         output_dir, results, "retrieval_results.json", synchronised_table(results),

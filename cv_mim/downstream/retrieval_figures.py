@@ -123,8 +123,7 @@ def draw_neighbour_panels(path, *, query_2d, neighbour_2d, query_3d, neighbour_3
     ax.axis("off")
     fig.suptitle(f"{title}\ngreen = hit (P-MPJPE ≤ {threshold:g} to the query's 3D), red = miss; "
                  "2D: red = left limbs; 3D: grey = the query", fontsize=8, y=0.995)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plotting.save_figure(fig, path, dpi=100)
 
 
 def pca_2d(x):
@@ -200,5 +199,4 @@ def draw_embedding_map(path, features, poses_3d, camera_ids, *, num_clusters=6, 
     fig.suptitle("PCA of each feature; a view-invariant pose embedding mixes the cameras and keeps "
                  "the pose clusters apart", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plotting.save_figure(fig, path, dpi=100)

@@ -2,7 +2,9 @@
 
 Numpy in, numpy out: the caller computes per-frame features once (the frozen encoder's 32-d pose
 embedding, or the 26 normalised 2D keypoint coordinates), pads/crops every clip to T frames and passes
-``features [N, T, D]`` with integer ``labels [N]``. This module never touches the encoder, so the
+``features [N, T, D]`` with integer ``labels [N]`` — an array, or an embedding file's
+:class:`~cv_mim.serving.embedding_file.ClipFeatures`, whose clips are read only when a batch needs
+them (training never holds a whole dataset's features). This module never touches the encoder, so the
 representation stays fixed during downstream training as in App. B.1 ("the learned representations
 are fixed during downstream training").
 
@@ -30,6 +32,7 @@ import tensorflow as tf
 from cv_mim import checks
 from cv_mim import progress
 from cv_mim.downstream import classifiers
+from cv_mim.serving import embedding_file
 from cv_mim.training import summaries
 
 keras = tf.keras
@@ -41,7 +44,14 @@ logger = logging.getLogger(__name__)
 SAMPLING_MODES = ("epochs", "replacement")
 
 
-def _as_features(features, name: str) -> np.ndarray:
+def _as_features(features, name: str):
+    """``features`` as a float32 array [N, T, D], checked; an embedding file's lazy
+    :class:`~cv_mim.serving.embedding_file.ClipFeatures` stays lazy (its reads are finite float32)."""
+    if isinstance(features, embedding_file.ClipFeatures):
+        if min(features.shape) < 1:
+            raise ValueError(f"`{name}` must be non-empty in every dimension, got shape "
+                             f"{features.shape}")
+        return features
     try:
         array = np.asarray(features, dtype=np.float32)
     except (TypeError, ValueError) as e:

@@ -32,7 +32,8 @@ DEFAULT_FEATURES = FEATURES
 
 
 def frame_dataset(emb: embedding_file.EmbeddingFile, feature):
-    """(features [F, D], view labels [F], split [F], view names) of every frame."""
+    """(features [F, D] in the file's dtype, view labels [F], split [F], view names) of every frame
+    with somebody detected; one feature is read, clip by clip."""
     if feature not in FEATURES:
         raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
     views = emb["views"].astype(str)
@@ -40,13 +41,16 @@ def frame_dataset(emb: embedding_file.EmbeddingFile, feature):
         tuple(sorted(set(views)))
     if not all(views):
         raise ValueError("the embedding file has clips without a view label")
-    offsets = emb["clip_offsets"]
-    lengths = np.diff(offsets)
-    x = emb[embedding_file.FEATURE_KEYS[feature]].reshape(offsets[-1], -1).astype(np.float32)
-    y = np.repeat(np.array([view_names.index(v) for v in views], np.int64), lengths)
-    split = np.repeat(emb["split"].astype(str), lengths)
-    seen = np.isfinite(x).all(-1)  # frames with nobody detected are NaN: not classified
-    return x[seen], y[seen], split[seen], view_names
+    splits = emb["split"].astype(str)
+    xs, ys, split = [], [], []
+    for c in range(emb.num_clips):
+        x = emb.clip_feature(c, embedding_file.FEATURE_KEYS[feature])
+        x = x.reshape(len(x), -1)
+        seen = np.isfinite(x).all(-1)  # frames with nobody detected are NaN: not classified
+        xs.append(x[seen])
+        ys.append(np.full(int(seen.sum()), view_names.index(views[c]), np.int64))
+        split.append(np.full(int(seen.sum()), splits[c]))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(split), view_names
 
 
 def train_linear(x, y, num_classes, *, steps=10_000, batch_size=64, learning_rate=1e-2, seed=0,
@@ -58,12 +62,12 @@ def train_linear(x, y, num_classes, *, steps=10_000, batch_size=64, learning_rat
     layer.build((None, x.shape[1]))
     opt = tf.keras.optimizers.Adagrad(learning_rate)
     opt.build(layer.trainable_variables)
-    xs, ys = tf.constant(x), tf.constant(y)
+    xs, ys = tf.constant(x), tf.constant(y)  # x in the file's dtype (float16: half the memory)
 
     @tf.function
     def step(idx):
         with tf.GradientTape() as tape:
-            logits = layer(tf.gather(xs, idx))
+            logits = layer(tf.cast(tf.gather(xs, idx), tf.float32))
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
                 tf.gather(ys, idx), logits))
         grads = tape.gradient(loss, layer.trainable_variables)
@@ -79,6 +83,12 @@ def train_linear(x, y, num_classes, *, steps=10_000, batch_size=64, learning_rat
             if writer is not None:
                 trainer.write_scalars(writer, i + 1, {"train/loss": float(loss)})
     return layer, float(loss) if loss is not None else float("nan")
+
+
+def predict(layer, x, batch_size=65536):
+    """Predicted classes of the frames ``x`` [F, D], in batches (float32 one batch at a time)."""
+    return np.concatenate([np.argmax(layer(tf.constant(x[i:i + batch_size], tf.float32)).numpy(),
+                                     axis=1) for i in range(0, len(x), batch_size)])
 
 
 def run(*, embeddings, output_dir, features=DEFAULT_FEATURES, steps=10_000, batch_size=64,
@@ -98,7 +108,7 @@ def run(*, embeddings, output_dir, features=DEFAULT_FEATURES, steps=10_000, batc
         raise ValueError(f"view classification (Table 10) needs clips with a view and a train/test "
                          f"split (Penn Action, or your own clips); this file holds "
                          f"{emb.metadata.get('dataset')!r}")
-    os.makedirs(output_dir, exist_ok=True)
+    tf.io.gfile.makedirs(output_dir)
     method = method or emb.metadata.get("export", {}).get("algorithm", "embedding")
     results = {"method": method, "steps": steps, "batch_size": batch_size,
                "learning_rate": learning_rate, "seeds": list(seeds), "features": {}}
@@ -114,7 +124,7 @@ def run(*, embeddings, output_dir, features=DEFAULT_FEATURES, steps=10_000, batc
             layer, loss = train_linear(x[train], y[train], len(view_names), steps=steps,
                                        batch_size=batch_size, learning_rate=learning_rate,
                                        seed=seed, writer=writer)
-            pred = np.argmax(layer(tf.constant(x[test])).numpy(), axis=1)
+            pred = predict(layer, x[test])
             accs.append(float((pred == y[test]).mean()))
             # Accuracy overall and per true view (the per-view rows of the confusion matrix).
             trainer.write_scalars(writer, steps, dict(

@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from cv_mim import plotting
 from cv_mim import records
@@ -20,8 +21,8 @@ DISPLAY = registry.DISPLAY_NAMES
 def _read_metrics(model_dir):
     path = os.path.join(model_dir, "metrics.jsonl")
     rows = {}
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
+    if tf.io.gfile.exists(path):  # model_dir may be a gs:// path
+        with tf.io.gfile.GFile(path, "r") as f:
             for line in f:
                 row = json.loads(line)
                 # Training and validation rows of one step merge; a resumed run may repeat steps
@@ -49,8 +50,7 @@ def plot_training_curves(path, results):
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plotting.save_figure(fig, path)
 
 
 def plot_single_shot(path, rows):
@@ -76,8 +76,7 @@ def plot_single_shot(path, rows):
                  "dots: one run per seed", fontsize=9)
     ax.legend(fontsize=7, ncol=4)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plotting.save_figure(fig, path)
 
 
 def _pm(mean, std):
@@ -190,7 +189,7 @@ def _figure_lines(workdir, methods):
     if "cv_mim" in methods:
         for feat in ("pose_embedding", "view_embedding"):
             png = os.path.join(workdir, "retrieval", "cv_mim", f"retrieval_{feat}.png")
-            if os.path.exists(png):
+            if tf.io.gfile.exists(png):
                 retrieval.append(f"![CV-MIM {feat} neighbours]({rel(png, workdir)})")
         retrieval.append("")
         png = os.path.join(workdir, "retrieval", "cv_mim", retrieval_lib.EMBEDDING_MAP)
@@ -199,7 +198,7 @@ def _figure_lines(workdir, methods):
                           "coloured by 3D-pose cluster (left) and by camera (right).", "",
                           f"![CV-MIM embedding map]({rel(png, workdir)})", ""]
         conf = os.path.join(workdir, "action_recognition", "cv_mim", "confusion_front.png")
-        if os.path.exists(conf):
+        if tf.io.gfile.exists(conf):
             confusion = ["## Confusion matrix — CV-MIM, trained on the front view", "",
                          f"![confusion]({rel(conf, workdir)})", ""]
     return retrieval, confusion
@@ -208,7 +207,7 @@ def _figure_lines(workdir, methods):
 def write_report(workdir, results, manifest):
     """Writes report.md / report.json / figures; returns a dict with the tables and claim checks."""
     fig_dir = os.path.join(workdir, "figures")
-    os.makedirs(fig_dir, exist_ok=True)
+    tf.io.gfile.makedirs(fig_dir)
     methods = results["methods"]
     # Table 1's row order: the baselines as the registry lists them, CV-MIM last.
     order = [m for m in registry.BASELINES + ("cv_mim",) if m in methods]
@@ -255,7 +254,7 @@ def write_report(workdir, results, manifest):
            *confusion_figure,
            "## Training curves", "",
            f"![training curves]({rel(os.path.join(fig_dir, 'training_curves.png'), workdir)})", ""]
-    with open(os.path.join(workdir, "report.md"), "w", encoding="utf-8") as f:
+    with tf.io.gfile.GFile(os.path.join(workdir, "report.md"), "w") as f:
         f.write("\n".join(md))
     summary_text = "\n".join(["", table1, "", retrieval_table, "", table10, ""] + [
         f"{'HOLDS' if ok else 'DOES NOT HOLD'}: {t} ({d})" for t, ok, d in claims]

@@ -3,15 +3,15 @@
 This file is the only embedding input of ``cv_mim.action_recognition`` and ``cv_mim.view_classification``
 (their ``--export_dir`` shortcut calls :func:`embed_dataset` rather than a second code path).
 
-The format is documented in :mod:`cv_mim.serving.embedding_file`.
+The format is documented in :mod:`cv_mim.serving.embedding_file`. Clips are embedded in chunks of about
+``batch_size`` frames and written clip by clip, so memory beyond the loaded keypoints is one chunk.
 """
 
-import json
 import logging
-import os
 
 import numpy as np
 
+from cv_mim import records
 from cv_mim.data import registry as data_registry
 from cv_mim.keypoints import profiles
 from cv_mim.serving import embedder as embedder_lib
@@ -20,7 +20,7 @@ from cv_mim.serving import embedding_file
 log = logging.getLogger("cv_mim.embed")
 
 
-FLIP_MODES = ("keep", "swap")
+FLIP_MODES = embedding_file.FLIP_MODES
 
 
 def flip_keypoints(kp, mask, mode):
@@ -41,63 +41,100 @@ def flip_keypoints(kp, mask, mode):
     return out, mask
 
 
-def _log_poseless_frames(has_pose, offsets, clip_ids, what):
-    """Counts frames without a pose in the log; ValueError when no frame has one."""
-    missing = int((~has_pose).sum())
-    if missing == len(has_pose):
-        raise ValueError(f"{what}: no frame has a pose to embed (every joint missing, or all joints "
-                         f"at one point, in all {len(has_pose)} frames)")
-    if missing:
-        first = int(np.flatnonzero(~has_pose)[0])
-        clip = int(np.searchsorted(offsets, first, side="right") - 1)
-        log.warning("%s: %d of %d frames have no pose (every joint missing, or all at one point; "
-                    "first: frame %d of clip %s); flagged has_pose=False in the file", what,
-                    missing, len(has_pose), first - int(offsets[clip]), clip_ids[clip])
+class _PoselessCount:
+    """Counts frames without a pose for the log; ValueError when no frame has one."""
+
+    def __init__(self):
+        self.missing = self.frames = 0
+        self.first = None
+
+    def add(self, has_pose, clip_id):
+        if self.first is None and not has_pose.all():
+            self.first = (int(np.flatnonzero(~has_pose)[0]), clip_id)
+        self.missing += int((~has_pose).sum())
+        self.frames += len(has_pose)
+
+    def report(self, what):
+        if self.missing == self.frames:
+            raise ValueError(f"{what}: no frame has a pose to embed (every joint missing, or all "
+                             f"joints at one point, in all {self.frames} frames)")
+        if self.missing:
+            log.warning("%s: %d of %d frames have no pose (every joint missing, or all at one point; "
+                        "first: frame %d of clip %s); flagged has_pose=False in the file", what,
+                        self.missing, self.frames, *self.first)
+
+
+def _chunks(lengths, batch_size):
+    """Consecutive clip ranges [a, b) of about ``batch_size`` frames (at least one clip each)."""
+    start, frames = 0, 0
+    for c, n in enumerate(lengths):
+        frames += int(n)
+        if frames >= batch_size:
+            yield start, c + 1
+            start, frames = c + 1, 0
+    if start < len(lengths):
+        yield start, len(lengths)
+
+
+def _embed_chunk(embedder, kp, mask, flip_modes, batch_size, name):
+    """{record field: [N, ...] float32} plus has_pose [N] of the frames ``kp`` [N, 13, 2]."""
+    features = {}
+    has_pose = None
+    for mode in (None,) + tuple(flip_modes):
+        k, m = (kp, mask) if mode is None else flip_keypoints(kp, mask, mode)
+        out = embedder(np.where(m[..., None] > 0, k, np.nan), m, batch_size=batch_size, name=name)
+        empty = ~(m > 0).any(-1)  # nobody detected: never embedded as if present
+        keys = embedding_file.FEATURES if mode is None else embedding_file.EMBEDDINGS
+        for feature in keys:
+            value = out[feature]
+            features[feature + ("" if mode is None else f"_flip_{mode}")] = np.where(
+                empty.reshape((-1,) + (1,) * (value.ndim - 1)), np.float32(np.nan), value)
+        if mode is None:
+            has_pose = out["has_pose"] & ~empty
+    return features, has_pose
 
 
 def embed_dataset(export_dir, dataset, path, output, *, flip_modes=(), batch_size=8192,
-                  trust_export=False, **loader_kwargs):
-    """Embeds a dataset with an export and writes the ``cv_mim.embeddings/1`` file ``output``."""
+                  trust_export=False, feature_dtype="float16", **loader_kwargs):
+    """Embeds a dataset with an export and writes the ``cv_mim.embeddings/2`` file ``output``
+    (any ``tf.io.gfile`` path); ``feature_dtype`` float16 (default) or float32."""
     for mode in flip_modes:
         if mode not in FLIP_MODES:
             raise ValueError(f"flip mode must be one of {FLIP_MODES}, got {mode!r}")
+    if feature_dtype not in embedding_file.FEATURE_DTYPES:
+        raise ValueError(f"feature_dtype must be one of {embedding_file.FEATURE_DTYPES}, got "
+                         f"{feature_dtype!r}")
     clips = data_registry.load_clips(dataset, path, **loader_kwargs)
     if not clips.keypoints:
         raise ValueError(f"{dataset} at {path}: no clips to embed")
     embedder = embedder_lib.Embedder(export_dir, trust_export=trust_export)
-    lengths = np.array([len(k) for k in clips.keypoints], np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    kp = np.concatenate(clips.keypoints).astype(np.float32)
-    mask = np.concatenate(clips.masks).astype(np.float32)
-    log.info("embedding %d clips (%d frames) of %s with %s", len(lengths), len(kp), dataset,
+    lengths = [len(k) for k in clips.keypoints]
+    log.info("embedding %d clips (%d frames) of %s with %s", len(lengths), sum(lengths), dataset,
              export_dir)
-    arrays = {}
-    variants = [("", kp, mask)] + [
-        (f"_flip_{m}",) + flip_keypoints(kp, mask, m) for m in flip_modes]
-    for suffix, k, m in variants:
-        out = embedder(np.where(m[..., None] > 0, k, np.nan), m, batch_size=batch_size,
-                       name=f"{dataset} keypoints of {path}")
-        empty = ~(m > 0).any(-1)  # nobody detected: never embedded as if present
-        for feature in embedding_file.FEATURES:
-            arrays[feature + suffix] = np.where(
-                empty.reshape((-1,) + (1,) * (out[feature].ndim - 1)), np.float32(np.nan),
-                out[feature]).astype(np.float32)
-        if not suffix:
-            arrays["mask"] = m
-            arrays["has_pose"] = out["has_pose"] & ~empty
-    _log_poseless_frames(arrays["has_pose"], offsets, clips.clip_ids, f"{dataset} at {path}")
-    metadata = {"format": embedding_file.FORMAT, "dataset": dataset, "source": os.path.abspath(path),
-                "export_dir": os.path.abspath(export_dir), "export": embedder.metadata,
-                "flip_modes": list(flip_modes), "loader": {k: str(v) for k, v in
-                                                           loader_kwargs.items()},
-                "loader_info": clips.info}
-    os.makedirs(os.path.dirname(os.path.abspath(output)) or ".", exist_ok=True)
-    tmp = f"{output}.tmp.npz"
-    np.savez(tmp, clip_offsets=offsets, clip_ids=clips.clip_ids, labels=clips.labels,
-             class_names=np.array(clips.class_names), views=clips.views, split=clips.split,
-             subjects=clips.subjects, setups=clips.setups, cameras=clips.cameras,
-             performers=clips.performers, replications=clips.replications,
-             metadata=np.array(json.dumps(metadata, default=str)), **arrays)
-    os.replace(tmp, output)
+    name = f"{dataset} keypoints of {path}"
+    count = _PoselessCount()
+    with embedding_file.EmbeddingWriter(output, pose_dim=embedder.pose_dim,
+                                        view_dim=embedder.view_dim, flip_modes=flip_modes,
+                                        feature_dtype=feature_dtype) as writer:
+        for a, b in _chunks(lengths, batch_size):
+            kp = np.concatenate(clips.keypoints[a:b]).astype(np.float32)
+            mask = np.concatenate(clips.masks[a:b]).astype(np.float32)
+            features, has_pose = _embed_chunk(embedder, kp, mask, writer.flip_modes, batch_size,
+                                              name)
+            start = 0
+            for c in range(a, b):
+                frames = slice(start, start + lengths[c])
+                writer.add_clip({k: v[frames] for k, v in features.items()}, mask[frames],
+                                has_pose[frames])
+                count.add(has_pose[frames], clips.clip_ids[c])
+                start += lengths[c]
+        count.report(f"{dataset} at {path}")
+        metadata = {"dataset": dataset, "source": records.absolute(path),
+                    "export_dir": records.absolute(export_dir), "export": embedder.metadata,
+                    "loader": {k: str(v) for k, v in loader_kwargs.items()},
+                    "loader_info": clips.info}
+        fields = {k: getattr(clips, k) for k in embedding_file.CLIP_FIELDS}
+        fields["class_names"] = np.array(clips.class_names)
+        writer.finish(fields, metadata)
     log.info("wrote %s", output)
     return output

@@ -30,12 +30,12 @@ import logging
 import math
 import os
 import re
-import shutil
 import uuid
 
 import numpy as np
 import tensorflow as tf
 
+from cv_mim import records
 from cv_mim.keypoints import normalization
 from cv_mim.keypoints import profiles
 from cv_mim.serving import export_ops
@@ -230,24 +230,44 @@ def clean_stale_temporaries(export_dir):
     """Removes hidden temporary folders of ``export_dir`` left by killed exports; returns them.
 
     A folder whose writer process is still alive (a concurrent export) is left alone."""
-    export_dir = os.path.abspath(export_dir)
+    export_dir = records.absolute(export_dir).rstrip("/")
     parent, name = os.path.split(export_dir)
     removed = []
-    if not os.path.isdir(parent):
+    if not tf.io.gfile.isdir(parent):
         return removed
-    for entry in os.listdir(parent):
+    for entry in tf.io.gfile.listdir(parent):
+        entry = entry.rstrip("/")  # gfile lists gs:// folders with a trailing slash
         match = _TMP_PATTERN.match(entry)
         if not match or match.group("name") != name:
             continue
         pid = match.group("pid")
         if pid is not None and int(pid) != os.getpid() and _pid_alive(int(pid)):
             continue
-        shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+        try:
+            tf.io.gfile.rmtree(os.path.join(parent, entry))
+        except tf.errors.OpError as error:  # removed meanwhile, or not ours to remove
+            log.warning("could not remove %s: %s", os.path.join(parent, entry), error)
+            continue
         removed.append(os.path.join(parent, entry))
     if removed:
         log.warning("removed %d stale temporary folder(s) of killed exports: %s", len(removed),
                     ", ".join(removed))
     return removed
+
+
+def _move_tree(src, dst):
+    """Renames the folder ``src`` to ``dst``: one atomic rename on a local disk; file by file on a
+    URL file system (gs://: a folder rename is a copy per object anyway; ram:// renames only the
+    folder's own entry and leaves its files behind)."""
+    if "://" not in src:
+        tf.io.gfile.rename(src, dst)
+        return
+    for folder, _, files in list(tf.io.gfile.walk(src)):
+        target = dst + folder[len(src):]
+        tf.io.gfile.makedirs(target)
+        for name in files:
+            tf.io.gfile.rename(os.path.join(folder, name), os.path.join(target, name))
+    tf.io.gfile.rmtree(src)
 
 
 def export(model_dir, export_dir, *, checkpoint=None, min_keypoint_score=0.0, overwrite=False):
@@ -282,8 +302,7 @@ def export(model_dir, export_dir, *, checkpoint=None, min_keypoint_score=0.0, ov
     check_finite_weights(encoder, path)
     metadata = build_metadata(model_dir, config, path, step, min_keypoint_score, choice)
     module = EmbeddingModule(encoder, metadata, min_keypoint_score)
-    if "://" not in export_dir:  # gs://… paths are absolute already
-        export_dir = os.path.abspath(export_dir)
+    export_dir = records.absolute(export_dir)  # gs://… paths are absolute already
     parent = os.path.dirname(export_dir)
     tf.io.gfile.makedirs(parent)
     clean_stale_temporaries(export_dir)
@@ -304,11 +323,11 @@ def export(model_dir, export_dir, *, checkpoint=None, min_keypoint_score=0.0, ov
             f.write(json.dumps(metadata, indent=2, sort_keys=True, default=str))
         if tf.io.gfile.exists(export_dir):
             old = f"{tmp}.old"
-            tf.io.gfile.rename(export_dir, old)
-            tf.io.gfile.rename(tmp, export_dir)
+            _move_tree(export_dir, old)
+            _move_tree(tmp, export_dir)
             tf.io.gfile.rmtree(old)
         else:
-            tf.io.gfile.rename(tmp, export_dir)
+            _move_tree(tmp, export_dir)
     finally:
         if tf.io.gfile.exists(tmp):
             tf.io.gfile.rmtree(tmp)

@@ -131,12 +131,13 @@ def export_violations(export_dir) -> list:
     """
     from google.protobuf import message  # pylint: disable=import-outside-toplevel
     from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
     path = os.path.join(os.fspath(export_dir), "saved_model.pb")
-    if not os.path.isfile(path):
+    if tf.io.gfile.isdir(path) or not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{export_dir} is not a SavedModel directory (no saved_model.pb)")
     saved_model = saved_model_pb2.SavedModel()
     try:
-        with open(path, "rb") as f:
+        with tf.io.gfile.GFile(path, "rb") as f:
             saved_model.ParseFromString(f.read())
     except (message.DecodeError, ValueError, RuntimeError) as error:
         raise ValueError(f"{path}: not a readable SavedModel ({error})") from None

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import convert_to_constants  # pylint: disable=no-name-in-module
 
+from cv_mim import records
 from cv_mim.serving import export as export_lib
 
 
@@ -45,13 +46,15 @@ def convert(export_dir, output, *, signature="embed_with_scores", trust_export=F
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [_frozen_function(module.signatures[signature])], module)
     model = converter.convert()
-    os.makedirs(os.path.dirname(os.path.abspath(output)) or ".", exist_ok=True)
-    with open(output, "wb") as f:
+    parent = os.path.dirname(records.absolute(output))
+    if parent:
+        tf.io.gfile.makedirs(parent)
+    with tf.io.gfile.GFile(output, "wb") as f:
         f.write(model)
     sidecar = {"format": "cv_mim.tflite/1", "signature": signature,
-               "export_dir": os.path.abspath(export_dir), "export": metadata}
-    with open(output + ".json", "w", encoding="utf-8") as f:
-        json.dump(sidecar, f, indent=2, sort_keys=True, default=str)
+               "export_dir": records.absolute(export_dir), "export": metadata}
+    with tf.io.gfile.GFile(output + ".json", "w") as f:
+        f.write(json.dumps(sidecar, indent=2, sort_keys=True, default=str))
     return sidecar
 
 
@@ -59,9 +62,10 @@ class TFLiteEmbedder:
     """Runs a converted model: ``embedder(keypoints_2d=..., keypoint_scores=...)`` -> dict of numpy."""
 
     def __init__(self, path):
-        if not os.path.exists(path):
+        if not tf.io.gfile.exists(path):
             raise FileNotFoundError(f"TFLite model not found: {path}")
-        self.interpreter = tf.lite.Interpreter(model_path=path)
+        with tf.io.gfile.GFile(path, "rb") as f:  # model_content: gs:// paths work too
+            self.interpreter = tf.lite.Interpreter(model_content=f.read())
         self._runner = self.interpreter.get_signature_runner()
         self.inputs = tuple(self.interpreter.get_signature_list()["serving_default"]["inputs"])
 

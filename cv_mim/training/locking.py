@@ -59,7 +59,8 @@ def acquire(model_dir: str) -> str:
     """
     path = os.path.join(model_dir, LOCK_FILE)
     me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
-    tmp = os.path.join(model_dir, f".lock.{uuid.uuid4().hex}.tmp")
+    # Not named ".lock…": TF's ram:// file system takes a path that prefixes a file for a folder.
+    tmp = os.path.join(model_dir, f".tmp-lock-{uuid.uuid4().hex}")
     with tf.io.gfile.GFile(tmp, "w") as f:
         f.write(json.dumps(me))
     try:
