@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import event_files
 from cv_mim.downstream import classifiers
 from cv_mim.downstream import trainer
 
@@ -318,16 +319,6 @@ def test_mean_std():
         trainer.mean_std([[1.0, 2.0]])
 
 
-def _scalar_events(logdir):
-    from tensorflow.core.util import event_pb2  # pylint: disable=import-outside-toplevel
-    tags = {}
-    for path in sorted(tf.io.gfile.glob(f"{logdir}/events.*")):
-        for record in tf.data.TFRecordDataset(path):
-            event = event_pb2.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                tags.setdefault(value.tag, []).append(
-                    (event.step, float(tf.make_ndarray(value.tensor))))
-    return tags
 
 
 def test_training_writes_tensorboard_events_of_loss_and_evaluations(tmp_path):
@@ -337,7 +328,7 @@ def test_training_writes_tensorboard_events_of_loss_and_evaluations(tmp_path):
         x, y, num_classes=3, steps=20, batch_size=8, model_kwargs=SMALL, log_every=10,
         eval_fn=lambda model: {"top1": next(scores), "note": "text is not a scalar"},
         eval_every=10, logdir=str(tmp_path / "events"))
-    tags = _scalar_events(str(tmp_path / "events"))
+    tags = event_files.scalar_events(str(tmp_path / "events"))
     assert set(tags) == {"train/loss", "train/steps_per_second", "eval/top1"}
     assert [s for s, _ in tags["train/loss"]] == [10, 20]
     np.testing.assert_allclose([v for _, v in tags["train/loss"]], history["loss"], rtol=1e-6)

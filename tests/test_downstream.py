@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import event_files
 from cv_mim.algorithms import config as config_lib
 from cv_mim.downstream import action_recognition as action_lib
 from cv_mim.downstream import retrieval as retrieval_lib
@@ -27,16 +28,6 @@ PENN = TINY / "penn_action" / "labels"
 NTU = TINY / "ntu_rgbd" / "nturgb+d_skeletons"
 
 
-def _scalar_tags(logdir):
-    from tensorflow.core.util import event_pb2  # pylint: disable=import-outside-toplevel
-    tags = {}
-    for path in sorted(tf.io.gfile.glob(os.path.join(str(logdir), "events.*"))):
-        for record in tf.data.TFRecordDataset(path):
-            event = event_pb2.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                tags.setdefault(value.tag, []).append(
-                    (event.step, float(tf.make_ndarray(value.tensor))))
-    return tags
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +279,7 @@ def test_action_recognition_settings(penn_embeddings, tmp_path):
                            flip_mode="swap")
     assert list(single["train_views"]) == ["left", "right", "front", "back"]
     # TensorBoard events per classifier: its loss, its accuracy overall and per test view.
-    events = _scalar_tags(tmp_path / "ss" / action_lib.EVENTS_DIR / "train_left_seed1")
+    events = event_files.scalar_events(tmp_path / "ss" / action_lib.EVENTS_DIR / "train_left_seed1")
     assert {"train/loss", "eval/top1", "eval/top1/front", "eval/top1/back"} <= set(events)
     assert events["eval/top1/front"] == [
         (20, pytest.approx(single["train_views"]["left"]["runs"][1]["per_test_view_top1"]["front"]))]
@@ -344,7 +335,7 @@ def test_view_classification(penn_embeddings, tmp_path):
     assert {"view_results.json", "view_table.md", "view_confusion_raw.csv",
             "view_confusion_raw.png"} <= set(os.listdir(tmp_path))
     assert "| Methods | cv_mim (z_v) | 2D Pose |" in open(tmp_path / "view_table.md").read()
-    events = _scalar_tags(tmp_path / "events" / "raw_seed0")
+    events = event_files.scalar_events(tmp_path / "events" / "raw_seed0")
     assert [s for s, _ in events["train/loss"]] == [60, 120, 180, 240, 300]
     assert events["eval/accuracy"] == [(300, pytest.approx(raw["runs"][0]))]
     assert {"eval/accuracy/front", "eval/accuracy/back"} <= set(events)

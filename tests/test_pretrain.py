@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import event_files
 from cv_mim.algorithms import config as config_lib
 from cv_mim.algorithms import registry
 from cv_mim.keypoints import normalization
@@ -33,15 +34,7 @@ def source():
 
 
 def _events(model_dir):
-    from tensorflow.core.util import event_pb2  # pylint: disable=import-outside-toplevel
-    tags = {}
-    for path in tf.io.gfile.glob(os.path.join(model_dir, "train", "events.*")):
-        for record in tf.data.TFRecordDataset(path):
-            event = event_pb2.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                tags.setdefault(value.tag, []).append(
-                    (event.step, float(tf.make_ndarray(value.tensor))))
-    return tags
+    return event_files.scalar_events(os.path.join(model_dir, "train"))
 
 
 def test_run_writes_checkpoint_events_flags_and_config(tmp_path, source):
