@@ -10,8 +10,8 @@ from absl import flags
 from cv_mim import cli
 from cv_mim.data import registry as data_registry
 from cv_mim.serving import embed as embed_lib
-from cv_mim.serving import pretrained
 from cv_mim.serving import embedding_file
+from cv_mim.serving import pretrained
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", None, "SavedModel from cv_mim.export (default: the shipped "
