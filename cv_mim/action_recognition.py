@@ -5,7 +5,8 @@ r"""Action recognition on Penn Action / NTU RGB+D with raw 2D poses or an export
     python -m cv_mim.action_recognition --export_dir=runs/cv_mim/export --dataset=penn_action \
         --input=DATA/penn_action/labels --setting=full --output_dir=runs/ar/penn_full
 
-With --export_dir the dataset is first embedded by the same library function as ``cv_mim.embed``
+With --input the dataset is first embedded (by --export_dir, default the shipped encoder) by the
+same library function as ``cv_mim.embed``
 (written to output_dir/embeddings.npz). Protocols: cv_mim/downstream/action_recognition.py.
 """
 
@@ -32,23 +33,24 @@ flags.DEFINE_string("export_dir", None, "Embed --input with this export first (d
 
 
 flags.DEFINE_enum("dataset", None, ("penn_action", "ntu_rgbd") + data_registry.DETECTOR_DATASETS,
-                  "Dataset of --input (with --export_dir); a detector format gives your own "
+                  "Dataset of --input; a detector format gives your own "
                   "labelled clips (labels / views / split from the file or --labels_csv).")
 
 
-flags.DEFINE_string("input", None, "Dataset path (with --export_dir).")
+flags.DEFINE_string("input", None, "Dataset path to embed (with --export_dir, default the shipped "
+                    "encoder).")
 
 
-flags.DEFINE_string("skip_list", None, "NTU: names of samples to skip (with --export_dir).")
+flags.DEFINE_string("skip_list", None, "NTU: names of samples to skip (when embedding --input).")
 
 
-flags.DEFINE_bool("skip_malformed", False, "With --export_dir: skip malformed files (counted in the "
-                  "log) instead of stopping.")
+flags.DEFINE_bool("skip_malformed", False, "When embedding --input: skip malformed files "
+                  "(counted in the log) instead of stopping.")
 
 
-cli.define_invisible_joints_flag("With --export_dir: ")
+cli.define_invisible_joints_flag("When embedding --input: ")
 cli.define_trust_export_flag()
-cli.define_detector_flags("With --export_dir and a detector format: ")
+cli.define_detector_flags("When embedding --input in a detector format: ")
 
 
 flags.DEFINE_string("output_dir", None, "Results directory.")

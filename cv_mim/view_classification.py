@@ -5,7 +5,8 @@ r"""View classification on Penn Action (App. C, Table 10).
     python -m cv_mim.view_classification --export_dir=runs/cv_mim/export \
         --input=DATA/penn_action/labels --output_dir=runs/view_classification
 
-With --export_dir the dataset is embedded by the same library function as ``cv_mim.embed``.
+With --input the dataset is embedded (by --export_dir, default the shipped encoder) by the same
+library function as ``cv_mim.embed``.
 """
 
 import os
@@ -23,16 +24,17 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("embeddings", None, "A cv_mim.embed output of Penn Action (.npz).")
 flags.DEFINE_string("export_dir", None, "Embed --input with this export first (default without "
                     "--embeddings: the shipped pretrained encoder, cv_mim/pretrained/).")
-flags.DEFINE_string("input", None, "Penn Action labels/ folder (with --export_dir).")
+flags.DEFINE_string("input", None, "Penn Action labels/ folder to embed (with --export_dir, "
+                    "default the shipped encoder).")
 flags.DEFINE_string("output_dir", None, "Results directory.")
-flags.DEFINE_bool("skip_malformed", False, "With --export_dir: skip malformed label files (counted in "
-                  "the log) instead of stopping.")
-cli.define_invisible_joints_flag("With --export_dir: ")
+flags.DEFINE_bool("skip_malformed", False, "When embedding --input: skip malformed label "
+                  "files (counted in the log) instead of stopping.")
+cli.define_invisible_joints_flag("When embedding --input: ")
 cli.define_trust_export_flag()
 flags.DEFINE_enum("dataset", "penn_action", ("penn_action",) + data_registry.DETECTOR_DATASETS,
-                  "With --export_dir: dataset of --input (a detector format: your own clips with "
+                  "Dataset of --input (a detector format: your own clips with "
                   "views and split from the file or --labels_csv).")
-cli.define_detector_flags("With --export_dir and a detector format: ")
+cli.define_detector_flags("When embedding --input in a detector format: ")
 flags.DEFINE_list("features", list(view_lib.DEFAULT_FEATURES),
                   f"Inputs to compare, from {view_lib.FEATURES} (pose_embedding: z_p's view "
                   "predictability, lower = more view-invariant).")
