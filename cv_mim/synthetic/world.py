@@ -9,8 +9,8 @@ actions (`synthetic_motions`), filmed by cameras placed all around them, with de
   the VideoPose3D layout (paper §4.1 "Human3.6M"): subjects S1, S5, S6, S7, S8 (training) and S9, S11
   (held out), every action once per subject (``"Walk 1"``, ``"GolfSwing 1"``, ...; the ``large`` size
   adds S2, S3, S4, S10 for training, two takes per action and cameras anywhere around the subject),
-  3D in metres (T, 32, 3) world z-up, 2D in pixels (T, 17, 2) per camera in the ``camera_order`` of ``cameras.json``
-  (Human3.6M's distortion model). With ``noise`` the 2D file holds detector-like noisy keypoints (it
+  3D in metres (T, 32, 3) world z-up, 2D in pixels (T, 17, 2) per camera in the ``camera_order`` of
+  ``cameras.json`` (Human3.6M's distortion model). With ``noise`` the 2D file holds detector-like noisy keypoints (it
   plays the role of the detections the paper pairs across views); without it, the exact projections.
 * ``OUT/penn_action/labels/NNNN.mat`` — single-view action clips in the Penn Action label format (paper
   §4.1 "Penn Action"): the 14 modelled Penn classes, front / back / left / right views, a train / test
