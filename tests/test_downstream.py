@@ -362,3 +362,11 @@ def test_run_all_quick(tmp_path):
                 "action_recognition/cv_mim/confusion_front.png"):
         assert (tmp_path / png).stat().st_size > 1000, png
     assert "ETA" in proc.stderr
+    # Pretraining is watched: validation rows on the held-out subjects and a best/ record.
+    for algorithm in ("cv_mim", "autoencoder"):
+        model_dir = tmp_path / "models" / algorithm
+        rows = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
+        evals = [r for r in rows if "eval/retrieval/hit1_pmpjpe" in r]
+        assert len(evals) >= 2 and 0 <= evals[-1]["eval/retrieval/hit1_pmpjpe"] <= 1, algorithm
+        assert json.loads((model_dir / "best" / "best.json").read_text())["step"] in [
+            r["step"] for r in evals]

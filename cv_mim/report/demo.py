@@ -94,6 +94,9 @@ def _world(workdir, size, seed):
         return json.load(f), key
 
 
+VAL_POINTS = 10  # validations per pretraining run (and the last step)
+
+
 def _pretrain_and_export(workdir, algorithm, world_key, manifest, s, source_cache):
     """Pretrains (resumably) and exports ``algorithm``; returns (export_dir, export key)."""
     model_dir = os.path.join(workdir, "models", algorithm)
@@ -107,12 +110,21 @@ def _pretrain_and_export(workdir, algorithm, world_key, manifest, s, source_cach
                 subjects=tuple(manifest["h36m"]["train_subjects"]))
         config = config_lib.ModelConfig(algorithm=algorithm, hidden_dim=s["hidden_dim"],
                                         kl_weight=registry.default_kl_weight(algorithm))
+        if "validation" not in source_cache:
+            # Watched on the world's test subjects (the retrieval stage's frames, strided): the
+            # demo exports the last checkpoint, so validation only records the curve (eval/ events,
+            # metrics.jsonl, best/) and selects nothing; training is bit-identical without it.
+            source_cache["validation"] = sources.load_validation_set(
+                "h36m", data_dir=os.path.join(workdir, "world", "h36m"),
+                subjects=tuple(manifest["h36m"]["train_subjects"]),
+                val_subjects=tuple(manifest["h36m"]["test_subjects"]), max_frames=1000)
         steps = s["pretrain_steps"]
         loop.run(model_dir=model_dir, config=config, source=source_cache["source"],
                  batch_size=s["pretrain_batch"], num_steps=steps, seed=s["seed"],
                  summary_every=max(1, steps // 100), checkpoint_every=max(1, steps // 2),
                  log_every=max(1, steps // 10),
-                 flags_record={"run_all": s, "algorithm": algorithm})
+                 flags_record={"run_all": s, "algorithm": algorithm},
+                 validation=source_cache["validation"], val_every=max(1, steps // VAL_POINTS))
         _complete(model_dir, key)
     export_key = {"stage": "export", "model": key}
     if _stored_key(export_dir) != {"settings": export_key, "complete": True}:

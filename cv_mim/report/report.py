@@ -34,18 +34,20 @@ def _read_metrics(model_dir):
 
 def plot_training_curves(path, results):
     plt = plotting.pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
     for name, entry in results["methods"].items():
         rows = _read_metrics(entry["model_dir"])
         if not rows:
             continue
-        for ax, key in ((axes[0], "encoder/total_loss"), (axes[1], "metrics/cross_view_mi")):
+        for ax, key in ((axes[0], "encoder/total_loss"), (axes[1], "metrics/cross_view_mi"),
+                        (axes[2], "eval/retrieval/hit1_pmpjpe")):
             curve = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
             if curve:
                 ax.plot(*zip(*curve), label=DISPLAY.get(name, name))
     axes[0].set_title("encoder total loss")
     axes[0].set_yscale("symlog")
     axes[1].set_title("cross-view JSD MI estimate of z_p (−L_MI(z_p; z_p⁺))")
+    axes[2].set_title("validation: retrieval Hit@1 of z_p, held-out subjects")
     for ax in axes:
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
