@@ -73,7 +73,7 @@ def main(world, export_dir=None, real_dir=None):
     real_dir = real_dir or os.path.join(ROOT, "..", "shared", "realdata", "h36m")
     real = h36m.load_multiview(os.path.join(real_dir, "data_3d_h36m_S11_sample.npz"),
                                os.path.join(real_dir, "cameras.json"),
-                               os.path.join(real_dir, "data_2d_h36m_S11_sample_gt.npz"))
+                               os.path.join(real_dir, "data_2d_h36m_S11_sample_gt.npz"), subjects=("S11",))
     embedder = embedder_lib.Embedder(export_dir)
     data = retrieval.build_data(real, embedder)
     hits = per_frame_hits(data.features["pose_embedding"], data.poses_3d)
