@@ -174,7 +174,9 @@ def test_stored_features_match_the_export_at_float16_precision(trained, penn_emb
 
 @pytest.mark.slow
 def test_float16_features_give_the_float32_classifier(trained, penn_embeddings, tmp_path):
-    """The same classifier trained on float16 and on float32 files: the same test predictions."""
+    """The same classifier trained on float16 and on float32 files: the same test predictions but
+    for at most one clip (float16 rounding of the features moves a borderline clip on some CPUs:
+    identical confusions on one machine, one clip moved on another; BUILD_NOTES §10)."""
     _, _, export_dir = trained
     f32 = embed_lib.embed_dataset(export_dir, "penn_action", str(PENN), str(tmp_path / "f32.npz"),
                                   feature_dtype="float32")
@@ -183,7 +185,9 @@ def test_float16_features_give_the_float32_classifier(trained, penn_embeddings, 
                               features="embedding", steps=40, seeds=(0,), log_every=1000)
                for name, path in (("f16", penn_embeddings), ("f32", f32))]
     runs = [r["train_views"]["all"]["runs"][0] for r in results]
-    np.testing.assert_array_equal(runs[0]["confusion"], runs[1]["confusion"])
+    c16, c32 = (np.asarray(r["confusion"]) for r in runs)
+    assert c16.sum(axis=1).tolist() == c32.sum(axis=1).tolist()  # same test clips per class
+    assert np.abs(c16 - c32).sum() <= 2, (c16, c32)  # one clip moved = two cells off by one
     assert runs[0]["final_loss"] == pytest.approx(runs[1]["final_loss"], rel=1e-3)
 
 
