@@ -438,8 +438,8 @@ def iter_ntu_rgbd(skeleton_dir, *, actions: Iterable[int] = range(1, 50), skip_l
     list (the action codes seen, sorted) is made from the yielded records at the end.
 
     Args:
-      tally: a :class:`~cv_mim.data.clips.Tally` that receives the skipped files ``[(path, reason)]``
-        and the names removed by the skip list as they are met.
+      tally: a :class:`~cv_mim.data.clips.Tally` that receives the skipped files
+        ``[(path, reason)]`` and the names removed by the skip list as they are met.
     Returns:
       An iterator of :class:`NtuRecord` in file-name order; exhausting it raises ValueError when no
       sample was left.

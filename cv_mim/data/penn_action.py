@@ -509,7 +509,7 @@ _PENN_FILE = re.compile(r".*\.mat$", re.IGNORECASE)
 
 @dataclasses.dataclass
 class PennRecord:
-    """One clip as :func:`iter_penn_action` yields it: canonical keypoints and the label file's fields.
+    """One clip as :func:`iter_penn_action` yields it: canonical keypoints, the label file's fields.
 
     Attributes:
       clip_id: the file stem.
@@ -541,8 +541,8 @@ def iter_penn_action(labels_dir, *, skip_malformed: bool = False,
     The arguments and the per-clip rules are those of :func:`load_penn_action` (which collects this
     iterator); the arguments and the directory are checked when this is called, the files when they
     are reached. Every rule is per clip, so nothing needs the whole dataset: the class list (sorted
-    action names of the clips kept, :func:`cv_mim.data.clips.sorted_labels`) is made from the yielded
-    ``action`` fields at the end.
+    action names of the clips kept, :func:`cv_mim.data.clips.sorted_labels`) is made from the
+    yielded ``action`` fields at the end.
 
     Args:
       tally: a :class:`~cv_mim.data.clips.Tally` that receives the skipped files

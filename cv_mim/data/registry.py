@@ -6,8 +6,8 @@
 :func:`iter_clips` streams the same clips one at a time (:class:`ClipStream`); :func:`load_clips`
 collects it, so the two cannot disagree.
 
-Detector formats (:data:`DETECTOR_DATASETS`) go through :func:`_detector_stream`: the layout is named by
-the user (``layout``) or recorded in the file, checked (joint count, then the plausibility check of
+Detector formats (:data:`DETECTOR_DATASETS`) go through :func:`_detector_stream`: the layout is named
+by the user (``layout``) or recorded in the file, checked (joint count, then the plausibility check of
 :mod:`cv_mim.keypoints.plausibility`, skipped with ``skip_layout_check``), converted to the canonical
 profile; joints with a score <= ``min_score`` are missing. Labels, views, split and subjects come from
 the file when it has them, and from a CSV sidecar (``labels_csv``: a header row with ``clip_id`` and any
@@ -119,7 +119,7 @@ class ClipStream:
         self._state = "done"
 
     def clip_set(self, keypoints=(), masks=()):
-        """The :class:`ClipSet` of the clips read, with ``keypoints`` / ``masks`` the caller kept."""
+        """The :class:`ClipSet` of the clips read, around the ``keypoints`` / ``masks`` kept."""
         if self._state != "done":
             raise RuntimeError("ClipStream.clip_set() needs the stream read to its end first")
         columns = list(zip(*self._fields)) or [()] * 6
