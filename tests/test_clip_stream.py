@@ -1,5 +1,6 @@
-"""The streaming clip iterator (issue 17): ``registry.iter_clips`` reads one file at a time, gives what
-``load_clips`` and the per-dataset loaders give, and ``embed_dataset`` consumes it chunk by chunk."""
+"""The streaming clip iterator (issue 17): ``registry.iter_clips`` reads one file at a time, gives
+what ``load_clips`` and the per-dataset loaders give, and ``embed_dataset`` consumes it chunk by
+chunk."""
 import dataclasses
 import json
 import pathlib

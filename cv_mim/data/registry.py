@@ -6,13 +6,13 @@
 :func:`iter_clips` streams the same clips one at a time (:class:`ClipStream`); :func:`load_clips`
 collects it, so the two cannot disagree.
 
-Detector formats (:data:`DETECTOR_DATASETS`) go through :func:`_detector_stream`: the layout is named
-by the user (``layout``) or recorded in the file, checked (joint count, then the plausibility check of
-:mod:`cv_mim.keypoints.plausibility`, skipped with ``skip_layout_check``), converted to the canonical
-profile; joints with a score <= ``min_score`` are missing. Labels, views, split and subjects come from
-the file when it has them, and from a CSV sidecar (``labels_csv``: a header row with ``clip_id`` and any
-of ``label``, ``view``, ``split``, ``subject``; a label is a class name or an integer) which overrides
-the file. ``num_frames`` resamples every clip to that length (the rule of
+Detector formats (:data:`DETECTOR_DATASETS`) go through :func:`_detector_stream`: the layout is
+named by the user (``layout``) or recorded in the file, checked (joint count, then the plausibility
+check of :mod:`cv_mim.keypoints.plausibility`, skipped with ``skip_layout_check``), converted to the
+canonical profile; joints with a score <= ``min_score`` are missing. Labels, views, split and
+subjects come from the file when it has them, and from a CSV sidecar (``labels_csv``: a header row
+with ``clip_id`` and any of ``label``, ``view``, ``split``, ``subject``; a label is a class name or an
+integer) which overrides the file. ``num_frames`` resamples every clip to that length (the rule of
 :func:`cv_mim.data.penn_action.resample_sequence`), as the action classifiers need one clip length.
 """
 
