@@ -61,6 +61,8 @@ import numpy as np
 
 from cv_mim.data import ntu_skeleton
 from cv_mim.data.clips import LabelledClips
+from cv_mim.data.clips import sorted_labels
+from cv_mim.data.clips import Tally
 from cv_mim.keypoints import profiles
 
 logger = logging.getLogger(__name__)
@@ -396,30 +398,52 @@ def read_skip_list(path) -> set:
     return out
 
 
-def load_ntu_rgbd(skeleton_dir, *, actions: Iterable[int] = range(1, 50), skip_list=None,
+@dataclasses.dataclass
+class NtuRecord:
+    """One sample as :func:`iter_ntu_rgbd` yields it.
+
+    Attributes:
+      name: the file name's fields (:class:`NtuName`).
+      clip_id: the file stem.
+      keypoints: (num_frames, 13, 2) float32 colour-image pixels (main actor, replay-padded).
+      mask: (num_frames, 13) float32, 1 = joint tracked or inferred.
+      num_frames_original: length of the main actor's span before padding.
+      main_body_id: the main actor's Kinect body id (a Python int).
+      num_bodies: number of distinct body ids in the file.
+    """
+
+    name: NtuName
+    clip_id: str
+    keypoints: np.ndarray
+    mask: np.ndarray
+    num_frames_original: int
+    main_body_id: object
+    num_bodies: int
+
+    @property
+    def class_name(self) -> str:
+        """The action code, e.g. ``'A013'`` (3 digits, so sorting the codes sorts the numbers)."""
+        return f"A{self.name.action:03d}"
+
+
+def iter_ntu_rgbd(skeleton_dir, *, actions: Iterable[int] = range(1, 50), skip_list=None,
                   skip_malformed: bool = False, num_frames: int = DEFAULT_NUM_FRAMES,
-                  min_track_frames: int = DEFAULT_MIN_TRACK_FRAMES) -> NtuDataset:
-    """Loads the ``*.skeleton`` files of a directory as 2D canonical-13 sequences of the main actor.
+                  min_track_frames: int = DEFAULT_MIN_TRACK_FRAMES, tally: Tally | None = None):
+    """The samples of a directory of ``.skeleton`` files, one file at a time.
+
+    The arguments and the per-sample rules are those of :func:`load_ntu_rgbd` (which collects this
+    iterator); the arguments, the directory and the skip list are checked when this is called, the
+    files when they are reached. Every rule is per file (actions and the skip list go by the file
+    name, the main actor is chosen within the file), so nothing needs the whole dataset; the class
+    list (the action codes seen, sorted) is made from the yielded records at the end.
 
     Args:
-      skeleton_dir: directory of ``SsssCcccPpppRrrrAaaa.skeleton`` files (not searched recursively).
-      actions: action numbers to keep (default A1-A49, the single-person classes). Filtering uses the
-        file name, so other files are not even parsed.
-      skip_list: None, a path to a text file of sample names (the known-bad list), or an iterable of
-        names; listed samples are not loaded and are recorded in ``NtuDataset.excluded``.
-      skip_malformed: when True, files that fail to parse or have no tracked body are skipped, logged and
-        listed in ``NtuDataset.skipped``; when False the first one raises.
-      num_frames: output length (:func:`replay_pad`).
-      min_track_frames: the noise-track length of :func:`select_main_actor`.
+      tally: a :class:`~cv_mim.data.clips.Tally` that receives the skipped files
+        ``[(path, reason)]`` and the names removed by the skip list as they are met.
     Returns:
-      :class:`NtuDataset` in file-name order.
-    Raises:
-      FileNotFoundError: missing directory / skip list.
-      ValueError: a malformed file or a ``.skeleton`` file with a bad name (naming it) when not
-        skipping; no sample left.
+      An iterator of :class:`NtuRecord` in file-name order; exhausting it raises ValueError when no
+      sample was left.
     """
-    # Longer than a screen on purpose: Reads, selects the main actor, pads and labels every take in
-    # one pass (skip counts together).
     skeleton_dir = os.fspath(skeleton_dir)
     if not os.path.isdir(skeleton_dir):
         raise FileNotFoundError(f"NTU RGB+D skeleton directory not found: {skeleton_dir}")
@@ -432,9 +456,19 @@ def load_ntu_rgbd(skeleton_dir, *, actions: Iterable[int] = range(1, 50), skip_l
         skip = read_skip_list(skip_list)
     else:
         skip = {format_ntu_filename(parse_ntu_filename(n)) for n in skip_list}
-
     files = sorted(f for f in os.listdir(skeleton_dir) if f.endswith(".skeleton"))
-    records, skipped, excluded = [], [], []
+    tally = Tally() if tally is None else tally
+    tally.files = len(files)
+    return _ntu_records(skeleton_dir, files, keep_actions, skip, skip_malformed, int(num_frames),
+                        min_track_frames, tally)
+
+
+def _ntu_records(skeleton_dir, files, keep_actions, skip, skip_malformed, num_frames,
+                 min_track_frames, tally):
+    # Longer than a screen on purpose: reads, selects the main actor, pads and labels every take
+    # file by file (skip records together).
+    skipped, excluded = tally.skipped, tally.excluded
+    kept = 0
     for fname in files:
         path = os.path.join(skeleton_dir, fname)
         try:
@@ -461,27 +495,59 @@ def load_ntu_rgbd(skeleton_dir, *, actions: Iterable[int] = range(1, 50), skip_l
             logger.warning("Skipping malformed NTU file: %s", e)
             continue
         t = kp.shape[0]
-        kp, mk = replay_pad(kp, mk, int(num_frames))
-        records.append((name, stem, kp, mk, t, body_id, len(body_joints(skel))))
+        kp, mk = replay_pad(kp, mk, num_frames)
+        kept += 1
+        yield NtuRecord(name=name, clip_id=stem, keypoints=kp.astype(np.float32),
+                        mask=mk.astype(np.float32), num_frames_original=t, main_body_id=body_id,
+                        num_bodies=len(body_joints(skel)))
     if skipped:
         logger.warning("Skipped %d malformed NTU RGB+D file(s) in %s", len(skipped), skeleton_dir)
-    if not records:
+    if not kept:
         raise ValueError(f"{skeleton_dir}: no sample left ({len(files)} .skeleton files, {len(skipped)} "
                          f"malformed, {len(excluded)} in the skip list, actions {sorted(keep_actions)[:5]}...)")
-    action_ids = sorted({r[0].action for r in records})
-    class_names = tuple(f"A{a:03d}" for a in action_ids)
-    col = lambda k: np.array([getattr(r[0], k) for r in records], np.int64)  # noqa: E731
+
+
+def load_ntu_rgbd(skeleton_dir, *, actions: Iterable[int] = range(1, 50), skip_list=None,
+                  skip_malformed: bool = False, num_frames: int = DEFAULT_NUM_FRAMES,
+                  min_track_frames: int = DEFAULT_MIN_TRACK_FRAMES) -> NtuDataset:
+    """Loads the ``*.skeleton`` files of a directory as 2D canonical-13 sequences of the main actor.
+
+    This collects :func:`iter_ntu_rgbd`, which reads one file at a time.
+
+    Args:
+      skeleton_dir: directory of ``SsssCcccPpppRrrrAaaa.skeleton`` files (not searched recursively).
+      actions: action numbers to keep (default A1-A49, the single-person classes). Filtering uses the
+        file name, so other files are not even parsed.
+      skip_list: None, a path to a text file of sample names (the known-bad list), or an iterable of
+        names; listed samples are not loaded and are recorded in ``NtuDataset.excluded``.
+      skip_malformed: when True, files that fail to parse or have no tracked body are skipped, logged and
+        listed in ``NtuDataset.skipped``; when False the first one raises.
+      num_frames: output length (:func:`replay_pad`).
+      min_track_frames: the noise-track length of :func:`select_main_actor`.
+    Returns:
+      :class:`NtuDataset` in file-name order.
+    Raises:
+      FileNotFoundError: missing directory / skip list.
+      ValueError: a malformed file or a ``.skeleton`` file with a bad name (naming it) when not
+        skipping; no sample left.
+    """
+    tally = Tally()
+    records = list(iter_ntu_rgbd(skeleton_dir, actions=actions, skip_list=skip_list,
+                                 skip_malformed=skip_malformed, num_frames=num_frames,
+                                 min_track_frames=min_track_frames, tally=tally))
+    labels, class_names = sorted_labels([r.class_name for r in records])
+    col = lambda k: np.array([getattr(r.name, k) for r in records], np.int64)  # noqa: E731
     return NtuDataset(
-        keypoints=np.stack([r[2] for r in records]).astype(np.float32),
-        mask=np.stack([r[3] for r in records]).astype(np.float32),
-        labels=np.array([action_ids.index(r[0].action) for r in records], np.int64),
+        keypoints=np.stack([r.keypoints for r in records]),
+        mask=np.stack([r.mask for r in records]),
+        labels=labels,
         actions=col("action"), setups=col("setup"), cameras=col("camera"), performers=col("performer"),
         replications=col("replication"),
-        clip_ids=np.array([r[1] for r in records]),
-        num_frames_original=np.array([r[4] for r in records], np.int64),
-        main_body_ids=np.array([r[5] for r in records], dtype=object),
-        num_bodies=np.array([r[6] for r in records], np.int64),
+        clip_ids=np.array([r.clip_id for r in records]),
+        num_frames_original=np.array([r.num_frames_original for r in records], np.int64),
+        main_body_ids=np.array([r.main_body_id for r in records], dtype=object),
+        num_bodies=np.array([r.num_bodies for r in records], np.int64),
         class_names=class_names,
-        skipped=skipped,
-        excluded=excluded,
+        skipped=tally.skipped,
+        excluded=tally.excluded,
     )

@@ -52,6 +52,8 @@ import numpy as np
 import scipy.io
 
 from cv_mim.data.clips import LabelledClips
+from cv_mim.data.clips import sorted_labels
+from cv_mim.data.clips import Tally
 from cv_mim.keypoints import profiles
 
 logger = logging.getLogger(__name__)
@@ -505,6 +507,113 @@ def _normalise_clip_ids(exclude_clips) -> set:
 _PENN_FILE = re.compile(r".*\.mat$", re.IGNORECASE)
 
 
+@dataclasses.dataclass
+class PennRecord:
+    """One clip as :func:`iter_penn_action` yields it: canonical keypoints, the label file's fields.
+
+    Attributes:
+      clip_id: the file stem.
+      action: action name.
+      view: one of :data:`PENN_VIEWS`.
+      train: official split.
+      num_frames_original: T of the label file.
+      keypoints: (num_frames, 13, 2) float32 pixels, canonical order, resampled.
+      mask: (num_frames, 13) float32, 1 = joint present.
+    """
+
+    clip_id: str
+    action: str
+    view: str
+    train: bool
+    num_frames_original: int
+    keypoints: np.ndarray
+    mask: np.ndarray
+
+
+def iter_penn_action(labels_dir, *, skip_malformed: bool = False,
+                     drop_actions: Sequence[str] = ("strum_guitar",),
+                     exclude_clips: Iterable | None = None,
+                     min_visible_fraction: float | None = DEFAULT_MIN_VISIBLE_FRACTION,
+                     num_frames: int = DEFAULT_NUM_FRAMES, invisible_joints: str = "annotated",
+                     tally: Tally | None = None):
+    """The clips of a Penn Action ``labels`` directory, one label file at a time.
+
+    The arguments and the per-clip rules are those of :func:`load_penn_action` (which collects this
+    iterator); the arguments and the directory are checked when this is called, the files when they
+    are reached. Every rule is per clip, so nothing needs the whole dataset: the class list (sorted
+    action names of the clips kept, :func:`cv_mim.data.clips.sorted_labels`) is made from the
+    yielded ``action`` fields at the end.
+
+    Args:
+      tally: a :class:`~cv_mim.data.clips.Tally` that receives the skipped files
+        ``[(path, reason)]`` and the excluded clips ``[(clip_id, reason)]`` as they are met.
+    Returns:
+      An iterator of :class:`PennRecord` in file-name order; exhausting it raises ValueError when no
+      clip was left.
+    Raises:
+      as :func:`load_penn_action` (bad arguments and a missing or empty directory at once).
+    """
+    labels_dir = os.fspath(labels_dir)
+    if not os.path.isdir(labels_dir):
+        raise FileNotFoundError(f"Penn Action labels directory not found: {labels_dir}")
+    if min_visible_fraction is not None and not 0.0 <= float(min_visible_fraction) <= 1.0:
+        raise ValueError(f"min_visible_fraction must be in [0, 1] or None, got {min_visible_fraction}")
+    if int(num_frames) != num_frames or num_frames < 1:
+        raise ValueError(f"num_frames must be a positive integer, got {num_frames}")
+    _check_invisible_joints(invisible_joints)
+    if isinstance(drop_actions, str):
+        drop_actions = (drop_actions,)
+    files = sorted(f for f in os.listdir(labels_dir) if _PENN_FILE.match(f))
+    if not files:
+        raise ValueError(f"{labels_dir}: no .mat label files")
+    tally = Tally() if tally is None else tally
+    tally.files = len(files)
+    return _penn_records(labels_dir, files, skip_malformed, set(drop_actions or ()),
+                         _normalise_clip_ids(exclude_clips), min_visible_fraction, int(num_frames),
+                         invisible_joints, tally)
+
+
+def _penn_records(labels_dir, files, skip_malformed, drop, exclude, min_visible_fraction,
+                  num_frames, invisible_joints, tally):
+    # Longer than a screen on purpose: reads, filters and resamples clip by clip, so the
+    # skip/exclude records stay together.
+    skipped, excluded = tally.skipped, tally.excluded
+    kept = 0
+    for fname in files:
+        path = os.path.join(labels_dir, fname)
+        try:
+            clip = read_penn_mat(path)
+        except ValueError as e:
+            if not skip_malformed:
+                raise
+            skipped.append((path, str(e)))
+            logger.warning("Skipping malformed Penn Action file: %s", e)
+            continue
+        if clip.action in drop:
+            excluded.append((clip.clip_id, f"action {clip.action!r} dropped"))
+            continue
+        if clip.clip_id in exclude:
+            excluded.append((clip.clip_id, "in exclude_clips"))
+            continue
+        frac = visible_fraction(clip.visibility)
+        if min_visible_fraction and frac < float(min_visible_fraction):
+            excluded.append((clip.clip_id, f"target person invisible: {frac:.3f} of the joint annotations "
+                                           f"visible < {float(min_visible_fraction):.3f}"))
+            continue
+        kp13, m13 = profiles.convert_keypoints(clip.keypoints(), "penn13",
+                                               scores=joint_mask(clip, invisible_joints))
+        kp, mask = resample_sequence(kp13, m13, num_frames)
+        kept += 1
+        yield PennRecord(clip_id=clip.clip_id, action=clip.action, view=clip.view,
+                         train=clip.train, num_frames_original=clip.num_frames, keypoints=kp,
+                         mask=mask)
+    if skipped:
+        logger.warning("Skipped %d malformed Penn Action file(s) in %s", len(skipped), labels_dir)
+    if not kept:
+        raise ValueError(f"{labels_dir}: no clip left ({len(files)} files, {len(skipped)} malformed, "
+                         f"{len(excluded)} excluded)")
+
+
 def load_penn_action(labels_dir, *, skip_malformed: bool = False, drop_actions: Sequence[str] = ("strum_guitar",),
                      exclude_clips: Iterable | None = None,
                      min_visible_fraction: float | None = DEFAULT_MIN_VISIBLE_FRACTION,
@@ -516,7 +625,8 @@ def load_penn_action(labels_dir, *, skip_malformed: bool = False, drop_actions: 
     presence mask of :func:`joint_mask` under ``invisible_joints``), resampled to ``num_frames``
     frames (:func:`resample_sequence`; the paper up-samples every clip to 332 frames, §4.1); action
     label (index into ``class_names``, the sorted action names left after the exclusions); view label (``pose`` field, index into
-    :data:`PENN_VIEWS`); official split (``train`` field).
+    :data:`PENN_VIEWS`); official split (``train`` field). This collects :func:`iter_penn_action`,
+    which reads one file at a time.
 
     Exclusions, applied in this order and recorded in ``PennDataset.excluded``:
       1. ``drop_actions`` (the paper drops ``strum_guitar``, following [32]);
@@ -542,72 +652,22 @@ def load_penn_action(labels_dir, *, skip_malformed: bool = False, drop_actions: 
       ValueError: a malformed file (naming it) when ``skip_malformed`` is False; no .mat files; no
         clip left after the exclusions; bad arguments.
     """
-    # Longer than a screen on purpose: Reads, filters and resamples every clip in one pass so the
-    # skip/exclude counts stay together.
-    labels_dir = os.fspath(labels_dir)
-    if not os.path.isdir(labels_dir):
-        raise FileNotFoundError(f"Penn Action labels directory not found: {labels_dir}")
-    if min_visible_fraction is not None and not 0.0 <= float(min_visible_fraction) <= 1.0:
-        raise ValueError(f"min_visible_fraction must be in [0, 1] or None, got {min_visible_fraction}")
-    if int(num_frames) != num_frames or num_frames < 1:
-        raise ValueError(f"num_frames must be a positive integer, got {num_frames}")
-    _check_invisible_joints(invisible_joints)
-    if isinstance(drop_actions, str):
-        drop_actions = (drop_actions,)
-    drop = set(drop_actions or ())
-    exclude = _normalise_clip_ids(exclude_clips)
-
-    files = sorted(f for f in os.listdir(labels_dir) if _PENN_FILE.match(f))
-    if not files:
-        raise ValueError(f"{labels_dir}: no .mat label files")
-
-    clips, skipped, excluded = [], [], []
-    for fname in files:
-        path = os.path.join(labels_dir, fname)
-        try:
-            clip = read_penn_mat(path)
-        except ValueError as e:
-            if not skip_malformed:
-                raise
-            skipped.append((path, str(e)))
-            logger.warning("Skipping malformed Penn Action file: %s", e)
-            continue
-        if clip.action in drop:
-            excluded.append((clip.clip_id, f"action {clip.action!r} dropped"))
-            continue
-        if clip.clip_id in exclude:
-            excluded.append((clip.clip_id, "in exclude_clips"))
-            continue
-        frac = visible_fraction(clip.visibility)
-        if min_visible_fraction and frac < float(min_visible_fraction):
-            excluded.append((clip.clip_id, f"target person invisible: {frac:.3f} of the joint annotations "
-                                           f"visible < {float(min_visible_fraction):.3f}"))
-            continue
-        clips.append(clip)
-    if skipped:
-        logger.warning("Skipped %d malformed Penn Action file(s) in %s", len(skipped), labels_dir)
-    if not clips:
-        raise ValueError(f"{labels_dir}: no clip left ({len(files)} files, {len(skipped)} malformed, "
-                         f"{len(excluded)} excluded)")
-
-    class_names = tuple(sorted({c.action for c in clips}))
-    n = len(clips)
-    kp_out = np.zeros((n, int(num_frames), profiles.NUM_JOINTS, 2), np.float32)
-    mask_out = np.zeros((n, int(num_frames), profiles.NUM_JOINTS), np.float32)
-    for i, clip in enumerate(clips):
-        kp13, m13 = profiles.convert_keypoints(clip.keypoints(), "penn13",
-                                                    scores=joint_mask(clip, invisible_joints))
-        kp_out[i], mask_out[i] = resample_sequence(kp13, m13, int(num_frames))
+    tally = Tally()
+    records = list(iter_penn_action(
+        labels_dir, skip_malformed=skip_malformed, drop_actions=drop_actions,
+        exclude_clips=exclude_clips, min_visible_fraction=min_visible_fraction,
+        num_frames=num_frames, invisible_joints=invisible_joints, tally=tally))
+    labels, class_names = sorted_labels([r.action for r in records])
     return PennDataset(
-        keypoints=kp_out,
-        mask=mask_out,
-        labels=np.array([class_names.index(c.action) for c in clips], np.int64),
-        views=np.array([PENN_VIEWS.index(c.view) for c in clips], np.int64),
-        train=np.array([c.train for c in clips], bool),
-        clip_ids=np.array([c.clip_id for c in clips]),
-        num_frames_original=np.array([c.num_frames for c in clips], np.int64),
+        keypoints=np.stack([r.keypoints for r in records]),
+        mask=np.stack([r.mask for r in records]),
+        labels=labels,
+        views=np.array([PENN_VIEWS.index(r.view) for r in records], np.int64),
+        train=np.array([r.train for r in records], bool),
+        clip_ids=np.array([r.clip_id for r in records]),
+        num_frames_original=np.array([r.num_frames_original for r in records], np.int64),
         class_names=class_names,
         view_names=PENN_VIEWS,
-        skipped=skipped,
-        excluded=excluded,
+        skipped=tally.skipped,
+        excluded=tally.excluded,
     )

@@ -3,13 +3,16 @@
 :data:`DATASETS` is the one list of readers every binary offers; :func:`load_clips` returns a
 :class:`ClipSet` in the canonical 13-joint layout with a joint mask, clip boundaries and metadata.
 
-Detector formats (:data:`DETECTOR_DATASETS`) go through :func:`_detector_clips`: the layout is named by
-the user (``layout``) or recorded in the file, checked (joint count, then the plausibility check of
-:mod:`cv_mim.keypoints.plausibility`, skipped with ``skip_layout_check``), converted to the canonical
-profile; joints with a score <= ``min_score`` are missing. Labels, views, split and subjects come from
-the file when it has them, and from a CSV sidecar (``labels_csv``: a header row with ``clip_id`` and any
-of ``label``, ``view``, ``split``, ``subject``; a label is a class name or an integer) which overrides
-the file. ``num_frames`` resamples every clip to that length (the rule of
+:func:`iter_clips` streams the same clips one at a time (:class:`ClipStream`); :func:`load_clips`
+collects it, so the two cannot disagree.
+
+Detector formats (:data:`DETECTOR_DATASETS`) go through :func:`_detector_stream`: the layout is
+named by the user (``layout``) or recorded in the file, checked (joint count, then the plausibility
+check of :mod:`cv_mim.keypoints.plausibility`, skipped with ``skip_layout_check``), converted to the
+canonical profile; joints with a score <= ``min_score`` are missing. Labels, views, split and
+subjects come from the file when it has them, and from a CSV sidecar (``labels_csv``: a header row
+with ``clip_id`` and any of ``label``, ``view``, ``split``, ``subject``; a label is a class name or an
+integer) which overrides the file. ``num_frames`` resamples every clip to that length (the rule of
 :func:`cv_mim.data.penn_action.resample_sequence`), as the action classifiers need one clip length.
 """
 
@@ -20,6 +23,7 @@ import os
 
 import numpy as np
 
+from cv_mim.data import clips as clips_lib
 from cv_mim.data import ntu_rgbd
 from cv_mim.data import safe_pickle
 from cv_mim.keypoints import checks
@@ -65,8 +69,68 @@ def empty_ints(n):
     return np.full(n, -1, np.int64)
 
 
-def blank(n):
-    return np.array([""] * n)
+@dataclasses.dataclass
+class Clip:
+    """One clip of a :class:`ClipStream`: canonical keypoints and its per-clip fields.
+
+    ``label`` is the clip's raw label (a class name, an integer as int or text, or None =
+    unlabelled); the dataset's label rule turns all of them into indices and class names at the end.
+    ``ntu`` holds NTU's file-name fields (setup, camera, performer, replication), -1 elsewhere.
+    """
+
+    keypoints: np.ndarray     # [T, 13, 2] pixels
+    mask: np.ndarray          # [T, 13]
+    clip_id: str
+    label: object = None
+    view: str = ""
+    split: str = ""
+    subject: str = ""
+    ntu: tuple = (-1, -1, -1, -1)
+
+
+NTU_FIELDS = ("setups", "cameras", "performers", "replications")
+
+
+class ClipStream:
+    """A dataset's clips one at a time (:class:`Clip`), and its dataset-level fields at the end.
+
+    Iterate it once; it keeps only each clip's small fields (id, label, view, split, subject, NTU
+    fields). Once it is exhausted, :meth:`clip_set` gives the fields that need every clip — class
+    names and label indices (``label_rule``), the reader's ``info`` (skipped and excluded lists,
+    counts) — as a :class:`ClipSet` around the keypoints the caller kept (none, for a consumer
+    that streams them).
+    """
+
+    def __init__(self, clips, label_rule, info):
+        """``clips``: an iterator of Clip; ``label_rule``: per-clip labels -> (labels, class names);
+        ``info``: a callable giving the info dict once ``clips`` is exhausted."""
+        self._clips, self._label_rule, self._info = clips, label_rule, info
+        self._fields = []
+        self._state = "new"
+
+    def __iter__(self):
+        if self._state != "new":
+            raise RuntimeError("a ClipStream can be iterated only once")
+        self._state = "reading"
+        for clip in self._clips:
+            self._fields.append((clip.clip_id, clip.label, clip.view, clip.split, clip.subject,
+                                 tuple(clip.ntu)))
+            yield clip
+        self._state = "done"
+
+    def clip_set(self, keypoints=(), masks=()):
+        """The :class:`ClipSet` of the clips read, around the ``keypoints`` / ``masks`` kept."""
+        if self._state != "done":
+            raise RuntimeError("ClipStream.clip_set() needs the stream read to its end first")
+        columns = list(zip(*self._fields)) or [()] * 6
+        ids, labels, views, split, subjects, ntu = columns
+        labels, class_names = self._label_rule(list(labels))
+        return ClipSet(
+            keypoints=list(keypoints), masks=list(masks), clip_ids=np.array(ids),
+            labels=np.asarray(labels, np.int64), class_names=tuple(class_names),
+            views=np.array(views), split=np.array(split), subjects=np.array(subjects),
+            info=self._info(), **{k: np.array([f[i] for f in ntu], np.int64)
+                                  for i, k in enumerate(NTU_FIELDS)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,49 +150,48 @@ class LoadOptions:
     split_prefix: object = None
 
 
-def _clip_set(keypoints, masks, clip_ids, labels, class_names, views, split, subjects, info,
-              ntu_fields=None):
-    """A ClipSet with the NTU file-name fields (-1 when the dataset has none)."""
-    n = len(keypoints)
-    ntu_fields = ntu_fields or {k: empty_ints(n) for k in
-                                ("setups", "cameras", "performers", "replications")}
-    return ClipSet(keypoints=list(keypoints), masks=list(masks), clip_ids=np.asarray(clip_ids),
-                   labels=np.asarray(labels, np.int64), class_names=tuple(class_names),
-                   views=np.asarray(views), split=np.asarray(split), subjects=np.asarray(subjects),
-                   info=info, **ntu_fields)
-
-
-def _load_penn(path, o):
+def _stream_penn(path, o):
+    """One label file at a time (:func:`cv_mim.data.penn_action.iter_penn_action`)."""
     from cv_mim.data import penn_action  # pylint: disable=import-outside-toplevel
     kwargs = {"num_frames": o.num_frames} if o.num_frames else {}
-    ds = penn_action.load_penn_action(path, skip_malformed=o.skip_malformed,
-                                      min_visible_fraction=o.min_visible_fraction,
-                                      invisible_joints=o.invisible_joints, **kwargs)
-    return _clip_set(
-        ds.keypoints, ds.mask, ds.clip_ids, ds.labels, ds.class_names,
-        [ds.view_names[v] for v in ds.views], ["train" if t else "test" for t in ds.train],
-        blank(len(ds)),
-        info={"num_skipped": ds.num_skipped, "skipped": ds.skipped, "excluded": ds.excluded,
-              "invisible_joints": o.invisible_joints,
-              "min_visible_fraction": o.min_visible_fraction})
+    tally = clips_lib.Tally()
+    records = penn_action.iter_penn_action(path, skip_malformed=o.skip_malformed,
+                                           min_visible_fraction=o.min_visible_fraction,
+                                           invisible_joints=o.invisible_joints, tally=tally,
+                                           **kwargs)
+    clips = (Clip(r.keypoints, r.mask, r.clip_id, label=r.action, view=r.view,
+                  split="train" if r.train else "test") for r in records)
+    return ClipStream(clips, clips_lib.sorted_labels, lambda: {
+        "num_skipped": len(tally.skipped), "skipped": tally.skipped, "excluded": tally.excluded,
+        "invisible_joints": o.invisible_joints, "min_visible_fraction": o.min_visible_fraction})
 
 
-def _load_ntu(path, o):
+def _ntu_clip(r):
+    n = r.name
+    view = (ntu_rgbd.view_name(n.camera, n.replication)
+            if (n.camera, n.replication) in ntu_rgbd.NTU_VIEWS else "")
+    return Clip(r.keypoints, r.mask, r.clip_id, label=r.class_name, view=view,
+                subject=ntu_rgbd.subject_name(n.performer),
+                ntu=(n.setup, n.camera, n.performer, n.replication))
+
+
+def _stream_ntu(path, o):
+    """One ``.skeleton`` file at a time (:func:`cv_mim.data.ntu_rgbd.iter_ntu_rgbd`)."""
     kwargs = {"num_frames": o.num_frames} if o.num_frames else {}
-    ds = ntu_rgbd.load_ntu_rgbd(path, skip_list=o.skip_list, skip_malformed=o.skip_malformed,
-                                **kwargs)
-    views = np.asarray(ds.views)
-    return _clip_set(
-        ds.keypoints, ds.mask, ds.clip_ids, ds.labels, ds.class_names,
-        [ntu_rgbd.NTU_VIEW_NAMES[v] if v >= 0 else "" for v in views], blank(len(ds)),
-        [ntu_rgbd.subject_name(p) for p in ds.performers],
-        info={"num_skipped": ds.num_skipped, "skipped": ds.skipped, "excluded": list(ds.excluded)},
-        ntu_fields={k: np.asarray(getattr(ds, k), np.int64)
-                    for k in ("setups", "cameras", "performers", "replications")})
+    tally = clips_lib.Tally()
+    records = ntu_rgbd.iter_ntu_rgbd(path, skip_list=o.skip_list, skip_malformed=o.skip_malformed,
+                                     tally=tally, **kwargs)
+    return ClipStream((_ntu_clip(r) for r in records), clips_lib.sorted_labels, lambda: {
+        "num_skipped": len(tally.skipped), "skipped": tally.skipped,
+        "excluded": list(tally.excluded)})
 
 
-def _load_h36m(path, o):
-    """One clip per (subject, action, camera); the action's first word is its label."""
+def _stream_h36m(path, o):
+    """One clip per (subject, action, camera); the action's first word is its label.
+
+    The VideoPose3D files hold every sequence in one archive, so they are read whole (as for
+    pretraining); the clips are then yielded one at a time.
+    """
     from cv_mim.data import h36m  # pylint: disable=import-outside-toplevel
     path_3d, path_2d, path_cameras = h36m.resolve_paths(data_dir=path)
     skipped = [] if o.skip_malformed else None
@@ -136,26 +199,25 @@ def _load_h36m(path, o):
                                 skipped=skipped)
     for name, reason in skipped or ():
         log.warning("skipped malformed Human3.6M sequence %s: %s", name, reason)
-    kps, masks, ids, actions, views, subj = [], [], [], [], [], []
-    keys = list(zip(poses.subjects.tolist(), poses.actions.tolist()))
-    for key in dict.fromkeys(keys):
-        rows = np.array([i for i, k in enumerate(keys) if k == key])
-        for c, cam in enumerate(poses.camera_ids):
-            kp = poses.keypoints_2d[rows, c]
-            kps.append(kp)
-            masks.append(np.isfinite(kp).all(-1).astype(np.float32))
-            ids.append(f"{key[0]}/{key[1]}/{cam}")
-            actions.append(key[1].split(" ")[0])
-            views.append(str(cam))
-            subj.append(key[0])
-    class_names = tuple(sorted(set(actions)))
-    return _clip_set(kps, masks, ids, [class_names.index(a) for a in actions], class_names, views,
-                     blank(len(kps)), subj,
-                     info={"num_skipped": len(skipped or ()), "skipped": skipped or []})
+
+    def clips():
+        keys = list(zip(poses.subjects.tolist(), poses.actions.tolist()))
+        for key in dict.fromkeys(keys):
+            rows = np.array([i for i, k in enumerate(keys) if k == key])
+            for c, cam in enumerate(poses.camera_ids):
+                kp = poses.keypoints_2d[rows, c]
+                yield Clip(kp, np.isfinite(kp).all(-1).astype(np.float32),
+                           f"{key[0]}/{key[1]}/{cam}", label=key[1].split(" ")[0], view=str(cam),
+                           subject=key[0])
+    return ClipStream(clips(), clips_lib.sorted_labels,
+                      lambda: {"num_skipped": len(skipped or ()), "skipped": skipped or []})
 
 
-def _load_npy(path, o):
-    """[N, 13, 2] (one clip) or [C, T, 13, 2] (C clips) canonical keypoints; NaN marks missing."""
+def _stream_npy(path, o):
+    """[N, 13, 2] (one clip) or [C, T, 13, 2] (C clips) canonical keypoints; NaN marks missing.
+
+    One array file, read whole; its clips are yielded one at a time.
+    """
     del o  # no options
     arr = safe_pickle.load_npz(path)
     if not isinstance(arr, np.ndarray):
@@ -165,14 +227,14 @@ def _load_npy(path, o):
         raise ValueError(f"{path}: a keypoint .npy must have shape [N, 13, 2] or [C, T, 13, 2] "
                          f"(canonical joints, pixels), got {arr.shape}")
     arr = (arr[None] if arr.ndim == 3 else arr).astype(np.float32)
-    n = arr.shape[0]
-    return _clip_set(list(arr), [np.isfinite(a).all(-1).astype(np.float32) for a in arr],
-                     [f"{os.path.basename(path)}:{i}" for i in range(n)], empty_ints(n), (),
-                     blank(n), blank(n), blank(n), info={})
+    name = os.path.basename(path)
+    clips = (Clip(a, np.isfinite(a).all(-1).astype(np.float32), f"{name}:{i}")
+             for i, a in enumerate(arr))
+    return ClipStream(clips, _labels, dict)
 
 
-def _detector_loader(dataset):
-    def load(path, o):
+def _detector_stream_of(dataset):
+    def stream(path, o):
         try:
             clips, info = _read_detections(dataset, path, o.split_prefix)
         except (KeyError, TypeError, AttributeError, IndexError) as err:
@@ -180,35 +242,57 @@ def _detector_loader(dataset):
             # mixed types...): one clear line naming the file, never a traceback.
             raise ValueError(f"{dataset} input {path}: malformed file ({type(err).__name__}: "
                              f"{err})") from None
-        return _detector_clips(dataset, clips, info, layout=o.layout,
-                               skip_layout_check=o.skip_layout_check, min_score=o.min_score,
-                               labels_csv=o.labels_csv, num_frames=o.num_frames)
-    return load
+        return _detector_stream(dataset, clips, info, layout=o.layout,
+                                skip_layout_check=o.skip_layout_check, min_score=o.min_score,
+                                labels_csv=o.labels_csv, num_frames=o.num_frames)
+    return stream
 
 
-# The loader registry: ``--dataset`` name -> loader(path, LoadOptions) -> ClipSet.
-LOADERS = {"penn_action": _load_penn, "ntu_rgbd": _load_ntu, "h36m": _load_h36m, "npy": _load_npy,
-           **{name: _detector_loader(name) for name in DETECTOR_DATASETS}}
-assert tuple(LOADERS) == DATASETS
+# The loader registry: ``--dataset`` name -> stream(path, LoadOptions) -> ClipStream.
+STREAMS = {"penn_action": _stream_penn, "ntu_rgbd": _stream_ntu, "h36m": _stream_h36m,
+           "npy": _stream_npy, **{name: _detector_stream_of(name) for name in DETECTOR_DATASETS}}
+assert tuple(STREAMS) == DATASETS
 
 
-def load_clips(dataset, path, **options):
-    """Reads a dataset into a :class:`ClipSet` with the loader :data:`LOADERS` names.
+def iter_clips(dataset, path, **options):
+    """A :class:`ClipStream` over a dataset's clips, read one file (or record) at a time.
 
-    ``options`` are :class:`LoadOptions` fields. ``min_visible_fraction`` and ``invisible_joints`` are
-    Penn Action's clip-removal and invisible-joint rules (:func:`cv_mim.data.penn_action.joint_mask`);
-    ``skip_list`` is NTU's; ``subjects`` Human3.6M's; ``layout``, ``skip_layout_check``,
-    ``min_score``, ``labels_csv`` and ``split_prefix`` (skeleton pickle split) apply to
-    :data:`DETECTOR_DATASETS` (module docstring); each loader ignores the others.
+    ``options`` are those of :func:`load_clips`. Options, the path and (for each reader) what it can
+    check before reading clips are checked here; each file when it is reached, with the same errors
+    and ``skip_malformed`` handling as :func:`load_clips`, which collects this stream. What is held
+    at a time: Penn Action and NTU RGB+D, one label / skeleton file; Human3.6M, ``npy`` and the
+    detector formats, the parsed input (one archive, array or JSON / pickle document, which those
+    formats do not split), the canonical clips then yielded one at a time. Dataset-level rules need
+    no pre-pass: the class list and label indices come from the clips' labels at the end
+    (:meth:`ClipStream.clip_set`); the detector formats' layout and its plausibility check are
+    decided over all clips of the parsed document before the first clip is yielded.
     """
-    if dataset not in LOADERS:
+    if dataset not in STREAMS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     known = {f.name for f in dataclasses.fields(LoadOptions)}
     if set(options) - known:
         raise TypeError(f"load_clips: unknown options {sorted(set(options) - known)}")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{dataset} input not found: {path}")
-    return LOADERS[dataset](path, LoadOptions(**options))
+    return STREAMS[dataset](path, LoadOptions(**options))
+
+
+def load_clips(dataset, path, **options):
+    """Reads a dataset into a :class:`ClipSet` with the reader :data:`STREAMS` names.
+
+    ``options`` are :class:`LoadOptions` fields. ``min_visible_fraction`` and ``invisible_joints`` are
+    Penn Action's clip-removal and invisible-joint rules (:func:`cv_mim.data.penn_action.joint_mask`);
+    ``skip_list`` is NTU's; ``subjects`` Human3.6M's; ``layout``, ``skip_layout_check``,
+    ``min_score``, ``labels_csv`` and ``split_prefix`` (skeleton pickle split) apply to
+    :data:`DETECTOR_DATASETS` (module docstring); each loader ignores the others. This collects
+    :func:`iter_clips` (everything in memory); ``cv_mim.embed`` streams it instead.
+    """
+    stream = iter_clips(dataset, path, **options)
+    keypoints, masks = [], []
+    for clip in stream:
+        keypoints.append(clip.keypoints)
+        masks.append(clip.mask)
+    return stream.clip_set(keypoints, masks)
 
 
 def _read_detections(dataset, path, split_prefix):
@@ -277,44 +361,46 @@ def _labels(values):
     return np.array([-1 if v is None else names.index(str(v)) for v in values], np.int64), names
 
 
-def _detector_clips(dataset, clips, info, *, layout, skip_layout_check, min_score, labels_csv,
-                    num_frames=None):
+def _detector_stream(dataset, clips, info, *, layout, skip_layout_check, min_score, labels_csv,
+                     num_frames=None):
+    """The layout (resolved and checked over every clip of the document), the labels CSV, then
+    the clips converted one at a time (the parsed native clips are released as they go)."""
     if not clips:
         raise ValueError(f"{dataset}: no clips found")
     layout = resolve_layout(dataset, clips, layout)
-    scores = [np.where(c.scores > min_score, c.scores, 0.0).astype(np.float32) for c in clips]
     report = None
     if not skip_layout_check:
         report = plausibility.check_layout(
-            np.concatenate([c.keypoints for c in clips]), np.concatenate(scores), layout,
+            np.concatenate([c.keypoints for c in clips]),
+            np.concatenate([_scores(c, min_score) for c in clips]), layout,
             name=f"{dataset} ({len(clips)} clips)")
-    kps, masks = zip(*(profiles.convert_keypoints(c.keypoints, layout, s)
-                       for c, s in zip(clips, scores)))
-    if num_frames:  # a fixed length for the action classifiers (Penn Action's resampling rule)
-        from cv_mim.data import penn_action  # pylint: disable=import-outside-toplevel
-        kps, masks = zip(*(penn_action.resample_sequence(k, m, num_frames)
-                           for k, m in zip(kps, masks)))
-    fields = [dict(c.fields) for c in clips]
+    sidecar = {}
     if labels_csv:
         sidecar = read_labels_csv(labels_csv)
-        ids = {c.clip_id for c in clips}
-        extra = sorted(set(sidecar) - ids)
+        extra = sorted(set(sidecar) - {c.clip_id for c in clips})
         if extra:
             log.warning("%s: %d clip ids of %s are not in the data (e.g. %s)", dataset, len(extra),
                         labels_csv, extra[:3])
-        for c, f in zip(clips, fields):
-            f.update(sidecar.get(c.clip_id, {}))
-    labels, class_names = _labels([f.get("label") for f in fields])
-    n = len(clips)
-    info = dict(info, layout=layout, layout_check=None if report is None else {
-        k: v.describe() for k, v in report.items()}, min_score=min_score,
-        missing_frames=int(sum((m.sum(-1) == 0).sum() for m in masks)),
-        frames=int(sum(len(m) for m in masks)))
-    return ClipSet(
-        keypoints=list(kps), masks=list(masks), clip_ids=np.array([c.clip_id for c in clips]),
-        labels=labels, class_names=class_names,
-        views=np.array([str(f.get("view", "")) for f in fields]),
-        split=np.array([str(f.get("split", "")) for f in fields]),
-        subjects=np.array([str(f.get("subject", "")) for f in fields]),
-        setups=empty_ints(n), cameras=empty_ints(n), performers=empty_ints(n),
-        replications=empty_ints(n), info=info)
+    frames = {"missing_frames": 0, "frames": 0}
+
+    def converted():
+        for i, c in enumerate(clips):
+            clips[i] = None  # the native copy is not needed once converted
+            kp, mask = profiles.convert_keypoints(c.keypoints, layout, _scores(c, min_score))
+            if num_frames:  # a fixed length for the action classifiers (Penn Action's rule)
+                from cv_mim.data import penn_action  # pylint: disable=import-outside-toplevel
+                kp, mask = penn_action.resample_sequence(kp, mask, num_frames)
+            frames["missing_frames"] += int((mask.sum(-1) == 0).sum())
+            frames["frames"] += len(mask)
+            f = dict(c.fields, **sidecar.get(c.clip_id, {}))
+            yield Clip(kp, mask, c.clip_id, label=f.get("label"), view=str(f.get("view", "")),
+                       split=str(f.get("split", "")), subject=str(f.get("subject", "")))
+
+    return ClipStream(converted(), _labels, lambda: dict(
+        info, layout=layout, layout_check=None if report is None else {
+            k: v.describe() for k, v in report.items()}, min_score=min_score, **frames))
+
+
+def _scores(clip, min_score):
+    """A detection clip's scores with those <= ``min_score`` set to 0 (missing joints)."""
+    return np.where(clip.scores > min_score, clip.scores, 0.0).astype(np.float32)

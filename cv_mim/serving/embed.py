@@ -3,10 +3,14 @@
 This file is the only embedding input of ``cv_mim.action_recognition`` and ``cv_mim.view_classification``
 (their ``--export_dir`` shortcut calls :func:`embed_dataset` rather than a second code path).
 
-The format is documented in :mod:`cv_mim.serving.embedding_file`. Clips are embedded in chunks of about
-``batch_size`` frames and written clip by clip, so memory beyond the loaded keypoints is one chunk.
+The format is documented in :mod:`cv_mim.serving.embedding_file`. The clips are read one at a time
+(:func:`cv_mim.data.registry.iter_clips`), embedded in chunks of about ``batch_size`` frames and
+written clip by clip, so memory is one chunk plus the per-clip fields, whatever the dataset's size
+(Penn Action and NTU RGB+D; the formats whose input is one document hold that document, see
+``iter_clips``).
 """
 
+import itertools
 import logging
 
 import numpy as np
@@ -64,16 +68,18 @@ class _PoselessCount:
                         self.missing, self.frames, *self.first)
 
 
-def _chunks(lengths, batch_size):
-    """Consecutive clip ranges [a, b) of about ``batch_size`` frames (at least one clip each)."""
-    start, frames = 0, 0
-    for c, n in enumerate(lengths):
-        frames += int(n)
+def _chunks(clips, batch_size):
+    """Consecutive lists of clips of about ``batch_size`` frames (at least one clip each): a chunk
+    ends at the first clip that brings it to ``batch_size`` frames or more."""
+    chunk, frames = [], 0
+    for clip in clips:
+        chunk.append(clip)
+        frames += len(clip.keypoints)
         if frames >= batch_size:
-            yield start, c + 1
-            start, frames = c + 1, 0
-    if start < len(lengths):
-        yield start, len(lengths)
+            yield chunk
+            chunk, frames = [], 0
+    if chunk:
+        yield chunk
 
 
 def _embed_chunk(embedder, kp, mask, flip_modes, batch_size, name):
@@ -104,30 +110,34 @@ def embed_dataset(export_dir, dataset, path, output, *, flip_modes=(), batch_siz
     if feature_dtype not in embedding_file.FEATURE_DTYPES:
         raise ValueError(f"feature_dtype must be one of {embedding_file.FEATURE_DTYPES}, got "
                          f"{feature_dtype!r}")
-    clips = data_registry.load_clips(dataset, path, **loader_kwargs)
-    if not clips.keypoints:
+    stream = data_registry.iter_clips(dataset, path, **loader_kwargs)
+    clips = iter(stream)
+    first = next(clips, None)  # the dataset's first errors come before the export is loaded
+    if first is None:
         raise ValueError(f"{dataset} at {path}: no clips to embed")
     embedder = embedder_lib.Embedder(export_dir, trust_export=trust_export)
-    lengths = [len(k) for k in clips.keypoints]
-    log.info("embedding %d clips (%d frames) of %s with %s", len(lengths), sum(lengths), dataset,
-             export_dir)
+    log.info("embedding the clips of %s with %s", dataset, export_dir)
     name = f"{dataset} keypoints of {path}"
     count = _PoselessCount()
     with embedding_file.EmbeddingWriter(output, pose_dim=embedder.pose_dim,
                                         view_dim=embedder.view_dim, flip_modes=flip_modes,
                                         feature_dtype=feature_dtype) as writer:
-        for a, b in _chunks(lengths, batch_size):
-            kp = np.concatenate(clips.keypoints[a:b]).astype(np.float32)
-            mask = np.concatenate(clips.masks[a:b]).astype(np.float32)
+        for chunk in _chunks(itertools.chain([first], clips), batch_size):
+            first = None  # the chunk holds it now
+            kp = np.concatenate([c.keypoints for c in chunk]).astype(np.float32)
+            mask = np.concatenate([c.mask for c in chunk]).astype(np.float32)
             features, has_pose = _embed_chunk(embedder, kp, mask, writer.flip_modes, batch_size,
                                               name)
             start = 0
-            for c in range(a, b):
-                frames = slice(start, start + lengths[c])
+            for clip in chunk:
+                frames = slice(start, start + len(clip.keypoints))
                 writer.add_clip({k: v[frames] for k, v in features.items()}, mask[frames],
                                 has_pose[frames])
-                count.add(has_pose[frames], clips.clip_ids[c])
-                start += lengths[c]
+                count.add(has_pose[frames], clip.clip_id)
+                start += len(clip.keypoints)
+            del chunk, kp, mask, features, has_pose  # before the next chunk is read
+        clips = stream.clip_set()  # the per-clip fields, no keypoints
+        log.info("embedded %d clips (%d frames) of %s", len(clips.clip_ids), count.frames, dataset)
         count.report(f"{dataset} at {path}")
         metadata = {"dataset": dataset, "source": records.absolute(path),
                     "export_dir": records.absolute(export_dir), "export": embedder.metadata,
