@@ -37,11 +37,11 @@ def _dense(units, name, activation=None, he_normal=True):
     return keras.layers.Dense(units, activation=activation, name=name)
 
 
-# The stateless draws of the training step name their algorithm. Outside XLA, "auto_select" is Philox on
-# CPU and GPU (the same numbers, checked); under XLA, "auto_select" derived a different key/counter from
-# a seed whose first word is negative or 2³² or more (measured: [0, 1] and [3, 7] agreed; [-5, 2],
-# [2⁴⁰, 5] did not — and derive_seed's outputs are such seeds), so the masks differed under jit_compile.
-# See stateless_unit_uniform for the second XLA difference.
+# The stateless draws of the training step name their algorithm. Outside XLA, "auto_select" is
+# Philox on CPU and GPU (the same numbers, checked); under XLA, "auto_select" derived a different
+# key/counter from a seed whose first word is negative or 2³² or more (measured: [0, 1] and [3, 7]
+# agreed, [-5, 2] and [2⁴⁰, 5] did not; derive_seed's first word is a random int32), so the masks
+# differed under jit_compile. See stateless_unit_uniform for the second XLA difference.
 RNG_ALG = "philox"
 
 
@@ -54,13 +54,15 @@ def derive_seed(seed, *keys):
 
 
 def stateless_unit_uniform(shape, seed):
-    """Float32 uniform on [0, 1): ``tf.random.stateless_uniform(shape, seed)`` bit for bit, also under XLA.
+    """Float32 uniform on [0, 1): ``tf.random.stateless_uniform(shape, seed)`` bit for bit, also
+    under XLA.
 
-    Both paths draw the same Philox uint32 words from ``seed`` (same key and counter), but map them to
-    floats differently: TensorFlow's CPU/GPU kernel puts the LOW 23 bits of each word into the mantissa,
-    XLA's the HIGH 23 bits, so under ``jit_compile`` every dropout mask and prior sample differed (an
-    XLA step's first loss was ~1e-2 relative off the plain step's). The words are drawn here and mapped
-    the kernel's way, so the default (non-XLA) numbers are unchanged and XLA draws the same ones.
+    Both paths draw the same Philox uint32 words from ``seed`` (same key and counter) but map them
+    to floats differently: TensorFlow's CPU/GPU kernel puts the LOW 23 bits of each word into the
+    mantissa, XLA the HIGH 23 bits, so under ``jit_compile`` every dropout mask and prior sample
+    differed (an XLA step's first loss was ~1e-2 relative off the plain step's). The words are
+    drawn here and mapped the kernel's way: the default (non-XLA) numbers are unchanged and XLA
+    draws the same ones.
     """
     bits = tf.random.stateless_uniform(shape, seed=seed, minval=None, maxval=None, dtype=tf.uint32,
                                        alg=RNG_ALG)

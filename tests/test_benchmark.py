@@ -80,7 +80,7 @@ def test_speed_verdicts_against_the_fp32_floor_on_fake_timings():
     assert v["fp32"]["multiple_of_fp32_floor"] == pytest.approx(1.54)
     v = benchmark.speed_verdicts({"fp32": 156.0, "bf16": 100.5}, 100.0)
     assert not v["fp32"]["met"] and not v["bf16"]["met"]
-    # The loaded-machine run of BUILD_NOTES §10 (fp32 433 ms, bf16 305 ms, fp32 floor 347 ms): both met.
+    # The loaded-machine run of BUILD_NOTES §10 (fp32 433, bf16 305, fp32 floor 347 ms): both met.
     v = benchmark.speed_verdicts({"fp32": 433.0, "bf16": 305.0}, 347.0)
     assert v["fp32"]["met"] and v["bf16"]["met"]
     assert set(benchmark.speed_verdicts({"fp32": 1.0}, 1.0)) == {"fp32"}

@@ -491,8 +491,9 @@ def test_tf_checkpoint_round_trip_restores_every_variable(tmp_path, cls, args, i
 
 def test_stateless_draws_are_the_kernels_numbers_and_the_same_under_xla():
     """XLA differed from the plain kernels twice: ``auto_select`` derived another key/counter from a
-    seed like [-5, 2], and its uniforms took the high 23 bits of each Philox word (the kernel: the low
-    23). ``stateless_unit_uniform`` and ``derive_seed`` give the kernel's default numbers, with XLA too."""
+    seed like [-5, 2], and its uniforms took the high 23 bits of each Philox word (the kernel: the
+    low 23). ``stateless_unit_uniform`` and ``derive_seed`` give the kernel's default numbers, with
+    XLA too."""
     for seed in ([0, 1], [-5, 2], [2**40, 5], [-1521856249, 1000]):
         seed = tf.constant(seed, tf.int64)
         plain = tf.random.stateless_uniform([64, 9], seed=seed)  # the default-algorithm kernel

@@ -447,8 +447,9 @@ def test_model_dir_that_cannot_be_created_is_a_clear_error(tmp_path, source):
 @pytest.mark.slow  # 158 s on the loaded 2-core machine (XLA compiles the loop)
 def test_xla_step_matches_the_plain_step_at_default_dropout(tmp_path, source):
     """Under XLA the dropout masks and prior samples used to differ (another key/counter from the
-    auto_select algorithm, the high 23 bits of each Philox word): the first losses were ~1e-2 relative
-    apart. With the draws pinned, XLA and the plain step differ only by float reassociation."""
+    auto_select algorithm, the high 23 bits of each Philox word): the first losses were ~1e-2
+    relative apart. With the draws pinned, XLA and the plain step differ only by float
+    reassociation."""
     curves = []
     for jit in (False, True):
         model_dir = str(tmp_path / f"jit{jit}")
