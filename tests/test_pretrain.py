@@ -444,7 +444,7 @@ def test_model_dir_that_cannot_be_created_is_a_clear_error(tmp_path, source):
                  batch_size=16, num_steps=1)
 
 
-@pytest.mark.slow  # 158 s on the loaded 2-core machine (XLA compiles the loop)
+@pytest.mark.slow  # 107-158 s on the loaded 2-core machine (XLA compiles the loop)
 def test_xla_step_matches_the_plain_step_at_default_dropout(tmp_path, source):
     """Under XLA the dropout masks and prior samples used to differ (another key/counter from the
     auto_select algorithm, the high 23 bits of each Philox word): the first losses were ~1e-2
