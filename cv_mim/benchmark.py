@@ -6,7 +6,8 @@ r"""Prints the project's performance figures as one table.
 Sections (code and definitions: :mod:`cv_mim.report.benchmark`):
   step      training-step time per algorithm in fp32, fp32+XLA and bfloat16 side by side in one run,
             each with its model FLOP rate as a fraction of the fp32 matmul peak (4096², same run) and
-            as a multiple of the bare-matmul floor of the same layers in the same dtype.
+            as a multiple of the bare-matmul floor of the same layers in the same dtype; for CV-MIM,
+            issue 17's targets (fp32 <= 1.55x, bf16 <= 1.0x the fp32 floor) marked met / NOT met.
   pipeline  input-pipeline pairs/s on one core against the step's consumption (headroom).
   memory    peak resident memory of synthesizing a world and of a short pretraining on it.
   inference SavedModel inference poses/s at batch 1, 256 and 4096.

@@ -37,12 +37,37 @@ def _dense(units, name, activation=None, he_normal=True):
     return keras.layers.Dense(units, activation=activation, name=name)
 
 
+# The stateless draws of the training step name their algorithm. Outside XLA, "auto_select" is
+# Philox on CPU and GPU (the same numbers, checked); under XLA, "auto_select" derived a different
+# key/counter from a seed whose first word is negative or 2³² or more (measured: [0, 1] and [3, 7]
+# agreed, [-5, 2] and [2⁴⁰, 5] did not; derive_seed's first word is a random int32), so the masks
+# differed under jit_compile. See stateless_unit_uniform for the second XLA difference.
+RNG_ALG = "philox"
+
+
 def derive_seed(seed, *keys):
     """A [2] int64 stateless seed derived from ``seed`` by folding in the integers ``keys`` in order."""
     seed = tf.cast(seed, tf.int64)
     for key in keys:
-        seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, key), tf.int64)
+        seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, key, alg=RNG_ALG), tf.int64)
     return seed
+
+
+def stateless_unit_uniform(shape, seed):
+    """Float32 uniform on [0, 1): ``tf.random.stateless_uniform(shape, seed)`` bit for bit, also
+    under XLA.
+
+    Both paths draw the same Philox uint32 words from ``seed`` (same key and counter) but map them
+    to floats differently: TensorFlow's CPU/GPU kernel puts the LOW 23 bits of each word into the
+    mantissa, XLA the HIGH 23 bits, so under ``jit_compile`` every dropout mask and prior sample
+    differed (an XLA step's first loss was ~1e-2 relative off the plain step's). The words are
+    drawn here and mapped the kernel's way: the default (non-XLA) numbers are unchanged and XLA
+    draws the same ones.
+    """
+    bits = tf.random.stateless_uniform(shape, seed=seed, minval=None, maxval=None, dtype=tf.uint32,
+                                       alg=RNG_ALG)
+    mantissa = tf.bitwise.bitwise_or(tf.bitwise.bitwise_and(bits, 0x7FFFFF), 0x3F800000)
+    return tf.bitcast(mantissa, tf.float32) - 1.0
 
 
 def global_rows(shape_fn, seed, batch):
@@ -85,7 +110,7 @@ class StatelessDropout(keras.layers.Layer):
         else:
             units = tf.shape(x)[1:]
             uniform = global_rows(
-                lambda n, s: tf.random.stateless_uniform(tf.concat([[n], units], 0), seed=s),
+                lambda n, s: stateless_unit_uniform(tf.concat([[n], units], 0), s),
                 seed, tf.shape(x)[0])
         mask = tf.cast(uniform < keep, x.dtype) / tf.cast(keep, x.dtype)
         return x * mask
@@ -233,7 +258,7 @@ class Encoder(keras.Model):
                     eps = tf.random.normal(tf.shape(mean))
                 else:
                     eps = global_rows(lambda n, s: tf.random.stateless_normal(
-                        [n, tf.shape(mean)[1]], seed=s), seeds[2], tf.shape(mean)[0])
+                        [n, tf.shape(mean)[1]], seed=s, alg=RNG_ALG), seeds[2], tf.shape(mean)[0])
                 embedding = mean + tf.exp(0.5 * log_var) * eps
             else:
                 embedding = mean

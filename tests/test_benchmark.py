@@ -68,3 +68,37 @@ def test_peak_memory_is_the_childs_own_not_inherited_from_this_process():
     idle, _ = benchmark.peak_rss_of("pass")
     big, _ = benchmark.peak_rss_of("import numpy as np\nx = np.ones(300 * 2**20 // 8)\nx += 1")
     assert idle < 100 and big - idle > 280, (idle, big)
+
+
+def test_speed_verdicts_against_the_fp32_floor_on_fake_timings():
+    """Issue 17: the authors' step is 177 / 88 fp32 floors; fp32 must be 1.3x faster than it
+    (<= 1.548 floors), bf16 2x faster and no slower than the bare fp32 matmuls (<= 1.0 floor)."""
+    assert benchmark.SPEED_TARGETS["fp32"][0] == pytest.approx(177 / 88 / 1.3)
+    assert benchmark.SPEED_TARGETS["bf16"][0] == 1.0
+    v = benchmark.speed_verdicts({"fp32": 154.0, "bf16": 100.0}, 100.0)
+    assert v["fp32"]["met"] and v["bf16"]["met"]
+    assert v["fp32"]["multiple_of_fp32_floor"] == pytest.approx(1.54)
+    v = benchmark.speed_verdicts({"fp32": 156.0, "bf16": 100.5}, 100.0)
+    assert not v["fp32"]["met"] and not v["bf16"]["met"]
+    # The loaded-machine run of BUILD_NOTES §10 (fp32 433, bf16 305, fp32 floor 347 ms): both met.
+    v = benchmark.speed_verdicts({"fp32": 433.0, "bf16": 305.0}, 347.0)
+    assert v["fp32"]["met"] and v["bf16"]["met"]
+    assert set(benchmark.speed_verdicts({"fp32": 1.0}, 1.0)) == {"fp32"}
+    with pytest.raises(ValueError, match="floor must be positive"):
+        benchmark.speed_verdicts({"fp32": 1.0}, 0.0)
+
+
+def test_target_rows_read_the_step_results():
+    results = {"step": {"cv_mim/fp32": {"ms_per_step": 160.0, "matmul_floor_ms": 100.0,
+                                        "other_cores": 0.0},
+                        "cv_mim/bf16": {"ms_per_step": 90.0, "matmul_floor_ms": 40.0,
+                                        "other_cores": 0.5}}}
+    rows = []
+    benchmark.target_rows(rows, results)
+    assert [r.value for r in rows] == [pytest.approx(1.6), pytest.approx(0.9)]
+    assert "NOT met" in rows[0].note and rows[1].note.startswith("met")
+    assert "(NOT clean)" in rows[1].row()
+    assert results["targets"]["bf16"]["met"]
+    rows = []
+    benchmark.target_rows(rows, {"step": {"dim/fp32": results["step"]["cv_mim/fp32"]}})
+    assert rows == []

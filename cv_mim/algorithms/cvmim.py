@@ -109,12 +109,13 @@ class CVMIM(contract.Algorithm):
             d = self.networks["discriminator"]
             prior_loss = 0.0
             disc_loss = 0.0
-            seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
+            seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2,
+                                                            alg=networks.RNG_ALG)
             for i, (pose, view) in enumerate(((pose_a, view_a), (pose_p, view_p))):
                 fake = tf.sigmoid(tf.concat([pose, view], axis=-1))
                 # The uniform prior samples are drawn for the whole global batch from the step's seed,
                 # so they do not depend on how the batch is split across replicas.
-                real = tf.random.stateless_uniform(tf.shape(fake), seed=seeds[i])
+                real = networks.stateless_unit_uniform(tf.shape(fake), seeds[i])
                 prior_loss += losses.generator_loss(d(fake, training=training)["logit"],
                                                     cfg.generator_loss)
                 # D's own loss sees the embeddings as constants: the encoder is never trained on it.
