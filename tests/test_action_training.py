@@ -2,11 +2,11 @@
 import logging
 import math
 
+import event_files
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import event_files
 from cv_mim.downstream import classifiers
 from cv_mim.downstream import trainer
 

@@ -8,9 +8,9 @@ import pickle
 import shutil
 
 import numpy as np
+import pose_fixtures
 import pytest
 
-import pose_fixtures
 from cv_mim.data import clips as clips_lib
 from cv_mim.data import ntu_rgbd
 from cv_mim.data import ntu_skeleton

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from cv_mim.data import safe_pickle
 from cv_mim.data import h36m
+from cv_mim.data import safe_pickle
 from cv_mim.keypoints import cameras
 
 # From the real-data README (independent of the code under test).

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cv_mim.data import safe_pickle
 from cv_mim.data import h36m_tfrecord
+from cv_mim.data import safe_pickle
 from cv_mim.keypoints import profiles
 
 # 32-joint indices (3d-pose-baseline H5 / VideoPose3D) of the authors' LEGACY_3DH36M17 order, as

@@ -3,9 +3,9 @@ the layout-safety check (joint count, plausibility of a same-size layout) — is
 import logging
 
 import numpy as np
+import pose_fixtures
 import pytest
 
-import pose_fixtures
 from cv_mim.data import registry
 from cv_mim.keypoints import plausibility
 from cv_mim.keypoints import profiles

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from cv_mim.data import safe_pickle
 from cv_mim.data import ntu_rgbd
 from cv_mim.data import ntu_skeleton
+from cv_mim.data import safe_pickle
 from cv_mim.keypoints import profiles
 
 REAL_NAMES = ("S001C001P001R001A001", "S001C001P001R001A011", "S001C003P008R002A058",

@@ -5,10 +5,10 @@ import pathlib
 import pickle
 
 import numpy as np
+import pose_fixtures
 import pytest
 import tensorflow as tf
 
-import pose_fixtures
 from cv_mim.algorithms import config as config_lib
 from cv_mim.downstream import action_recognition as action_lib
 from cv_mim.downstream import retrieval as retrieval_lib

@@ -5,11 +5,11 @@ import pathlib
 import subprocess
 import sys
 
+import event_files
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import event_files
 from cv_mim.algorithms import config as config_lib
 from cv_mim.algorithms import registry
 from cv_mim.keypoints import normalization

@@ -8,9 +8,9 @@ import os
 import pickle
 
 import numpy as np
+import pose_fixtures
 import pytest
 
-import pose_fixtures
 from cv_mim.data import registry
 from cv_mim.keypoints import plausibility
 from cv_mim.keypoints import profiles

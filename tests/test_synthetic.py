@@ -9,9 +9,9 @@ import hashlib
 import json
 import pathlib
 import re
-import tempfile
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest

@@ -27,7 +27,6 @@ import tensorflow as tf
 
 from cv_mim import networks
 
-
 # The step's random streams: one stateless seed per network call, derived from the step seed.
 # Every random draw of a step is a function of (step seed, stream, global example index), so a
 # resumed run and any replica split see the same dropout masks and samples (networks.StatelessDropout).

@@ -22,7 +22,6 @@ Layout: the category's ``keypoints`` names when they match a known layout (COCO-
 
 import os
 
-
 from cv_mim.data import detections
 from cv_mim.keypoints import profiles
 

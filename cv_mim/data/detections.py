@@ -23,7 +23,6 @@ import re
 import numpy as np
 
 
-
 def read_json(path, what):
     """The JSON document of ``path``, or a ValueError naming the file and the format ``what``."""
     try:

@@ -19,7 +19,6 @@ the largest box).
 
 import os
 
-
 from cv_mim.data import detections
 
 

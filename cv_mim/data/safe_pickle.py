@@ -39,7 +39,8 @@ def _allowed_globals():
     """(module, name) -> object for every global a numpy-array pickle may name.
 
     ``numpy.core`` is numpy 1.x's name of ``numpy._core`` (files written by numpy 1 use it)."""
-    from numpy._core import multiarray, numeric  # pylint: disable=import-outside-toplevel
+    from numpy._core import multiarray  # pylint: disable=import-outside-toplevel
+    from numpy._core import numeric  # pylint: disable=import-outside-toplevel
     table = {}
     for core in ("numpy.core", "numpy._core"):
         table[(f"{core}.multiarray", "_reconstruct")] = multiarray._reconstruct

@@ -130,8 +130,8 @@ def export_violations(export_dir) -> list:
       ValueError: the file is not a SavedModel protobuf.
     """
     from google.protobuf import message  # pylint: disable=import-outside-toplevel
-    from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
     path = os.path.join(os.fspath(export_dir), "saved_model.pb")
     if tf.io.gfile.isdir(path) or not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{export_dir} is not a SavedModel directory (no saved_model.pb)")

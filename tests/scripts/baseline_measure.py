@@ -19,7 +19,8 @@ from cv_mim.downstream import action_recognition as action_lib
 from cv_mim.downstream import view_classification as view_lib
 from cv_mim.serving import embed as embed_lib
 from cv_mim.serving import export as export_lib
-from cv_mim.training import loop, sources
+from cv_mim.training import loop
+from cv_mim.training import sources
 
 
 def main(world, out, algorithm, seed, extra):
