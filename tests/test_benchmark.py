@@ -102,3 +102,16 @@ def test_target_rows_read_the_step_results():
     rows = []
     benchmark.target_rows(rows, {"step": {"dim/fp32": results["step"]["cv_mim/fp32"]}})
     assert rows == []
+
+
+def test_the_heading_names_the_device_the_figures_ran_on(monkeypatch):
+    info = benchmark.machine_info()
+    assert ("no GPU" in benchmark.device_heading(info)) == (not info["gpus"])  # this machine
+    gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: [gpu] if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                        lambda device: {"device_name": "NVIDIA A100-SXM4-40GB"})
+    info = benchmark.machine_info()
+    assert info["gpus"] == ["NVIDIA A100-SXM4-40GB"]
+    assert benchmark.device_heading(info).startswith("GPU:0 NVIDIA A100-SXM4-40GB (1 GPU(s)")

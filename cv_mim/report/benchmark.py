@@ -100,7 +100,19 @@ def machine_info():
         info["load_average_1m"] = os.getloadavg()[0]
     except OSError:
         pass
+    info["gpus"] = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+                    for d in tf.config.list_physical_devices("GPU")]
     return info
+
+
+def device_heading(info):
+    """Where the figures ran: TensorFlow places every op on the first GPU when there is one, so on a
+    GPU machine the same table reads in absolute GPU numbers (ms, GFLOP/s); the "other processes'
+    CPU" column then only says how busy the host was."""
+    if info.get("gpus"):
+        return (f"GPU:0 {info['gpus'][0]} ({len(info['gpus'])} GPU(s); host {info.get('cpu', '?')}, "
+                f"{info['cpus']} CPUs)")
+    return f"{info.get('cpu', '?')} ({info['cpus']} CPUs, no GPU)"
 
 
 def matmul_peak(dtype=tf.float32, size=4096, seconds=4.0):
@@ -433,7 +445,7 @@ def run(*, sections=SECTIONS, algorithms=("cv_mim",), batch_size=256, hidden_dim
         memory_section(rows, results)
     if "inference" in sections:
         inference_section(rows, results, peak32, hidden_dim=hidden_dim, min_seconds=min_seconds)
-    lines = [f"cv_mim benchmark on {info.get('cpu', '?')} ({info['cpus']} CPUs), TensorFlow "
+    lines = [f"cv_mim benchmark on {device_heading(info)}, TensorFlow "
              f"{info['tensorflow']}, 1-min load average at start {info.get('load_average_1m', '?')}",
              "| figure | value | other processes' CPU (cores) | note |", "|---|---|---|---|"]
     return "\n".join(lines + [row.row() for row in rows]), results
