@@ -10,47 +10,18 @@ same library function as ``cv_mim.embed``
 (written to output_dir/embeddings.npz). Protocols: cv_mim/downstream/action_recognition.py.
 """
 
-import os
 
-from absl import app
 from absl import flags
 
 from cv_mim import cli
-from cv_mim.data import registry as data_registry
 from cv_mim.downstream import action_recognition as action_lib
 from cv_mim.downstream import classifiers
-from cv_mim.serving import embed as embed_lib
-from cv_mim.serving import pretrained
 
 FLAGS = flags.FLAGS
 
 
-flags.DEFINE_string("embeddings", None, "A cv_mim.embed output (.npz).")
-
-
-flags.DEFINE_string("export_dir", None, "Embed --input with this export first (default without "
-                    "--embeddings: the shipped pretrained encoder, cv_mim/pretrained/).")
-
-
-flags.DEFINE_enum("dataset", None, ("penn_action", "ntu_rgbd") + data_registry.DETECTOR_DATASETS,
-                  "Dataset of --input; a detector format gives your own "
-                  "labelled clips (labels / views / split from the file or --labels_csv).")
-
-
-flags.DEFINE_string("input", None, "Dataset path to embed (with --export_dir, default the shipped "
-                    "encoder).")
-
-
-flags.DEFINE_string("skip_list", None, "NTU: names of samples to skip (when embedding --input).")
-
-
-flags.DEFINE_bool("skip_malformed", False, "When embedding --input: skip malformed files "
-                  "(counted in the log) instead of stopping.")
-
-
-cli.define_invisible_joints_flag("When embedding --input: ")
-cli.define_trust_export_flag()
-cli.define_detector_flags("When embedding --input in a detector format: ")
+cli.define_embedding_input_flags(("penn_action", "ntu_rgbd"),
+                                embeddings_help="A cv_mim.embed output (.npz).")
 
 
 flags.DEFINE_string("output_dir", None, "Results directory.")
@@ -107,25 +78,9 @@ flags.mark_flag_as_required("output_dir")
 @cli.friendly_errors
 def main(argv):
     cli.start(argv)
-    embeddings = FLAGS.embeddings
-    if embeddings and (FLAGS.export_dir or FLAGS.input):
-        raise app.UsageError("give either --embeddings or --export_dir/--input, not both")
-    if not embeddings:
-        if not FLAGS.dataset or not FLAGS.input:
-            raise app.UsageError("give --embeddings (from cv_mim.embed), or --dataset and --input "
-                                 "(embedded with --export_dir, default the shipped encoder)")
-        flips = ("keep", "swap") if FLAGS.dataset == "penn_action" else ()
-        kwargs = {"skip_malformed": FLAGS.skip_malformed}
-        if FLAGS.dataset == "ntu_rgbd":
-            kwargs["skip_list"] = FLAGS.skip_list
-        if FLAGS.dataset == "penn_action":
-            kwargs["invisible_joints"] = FLAGS.invisible_joints
-        if FLAGS.dataset in data_registry.DETECTOR_DATASETS:
-            kwargs = cli.detector_kwargs(FLAGS)
-        embeddings = embed_lib.embed_dataset(
-            pretrained.resolve(FLAGS.export_dir), FLAGS.dataset, FLAGS.input,
-            os.path.join(FLAGS.output_dir, "embeddings.npz"), flip_modes=flips,
-            trust_export=FLAGS.trust_export, **kwargs)
+    embeddings = cli.embeddings_from_flags(
+        FLAGS, FLAGS.output_dir,
+        flip_modes_of=lambda dataset: ("keep", "swap") if dataset == "penn_action" else ())
     seeds = cli.parse_seeds(FLAGS.seeds)
     results = action_lib.run(
         embeddings=embeddings, output_dir=FLAGS.output_dir, setting=FLAGS.setting,

@@ -168,6 +168,61 @@ def detector_kwargs(flag_values):
     return {name: getattr(flag_values, name) for name in DETECTOR_FLAGS}
 
 
+def define_embedding_input_flags(datasets, *, default_dataset=None, embeddings_help,
+                                  input_help="Dataset path to embed"):
+    """Defines the flags of a downstream binary that reads ``--embeddings`` or embeds ``--input``
+    itself (``--export_dir``, ``--dataset``, the readers' flags); :func:`embeddings_from_flags`
+    turns them into an embeddings file. ``datasets`` are the reader names ``--dataset`` accepts."""
+    from cv_mim.data import registry  # pylint: disable=import-outside-toplevel
+    flags.DEFINE_string("embeddings", None, embeddings_help)
+    flags.DEFINE_string("export_dir", None, "Embed --input with this export first (default without "
+                        "--embeddings: the shipped pretrained encoder, cv_mim/pretrained/).")
+    flags.DEFINE_enum("dataset", default_dataset, tuple(datasets) + registry.DETECTOR_DATASETS,
+                      "Dataset of --input; a detector format gives your own labelled clips "
+                      "(labels / views / split from the file or --labels_csv).")
+    flags.DEFINE_string("input", None, f"{input_help} (with --export_dir, default the shipped "
+                        "encoder).")
+    if "ntu_rgbd" in datasets:
+        flags.DEFINE_string("skip_list", None, "NTU: names of samples to skip (when embedding "
+                            "--input).")
+    flags.DEFINE_bool("skip_malformed", False, "When embedding --input: skip malformed files "
+                      "(counted in the log) instead of stopping.")
+    define_invisible_joints_flag("When embedding --input: ")
+    define_trust_export_flag()
+    define_detector_flags("When embedding --input in a detector format: ")
+
+
+def embeddings_from_flags(flag_values, output_dir, flip_modes_of=lambda dataset: ()):
+    """The embeddings file of the flags of :func:`define_embedding_input_flags`: ``--embeddings``,
+    or ``--input`` embedded (by ``--export_dir``, default the shipped encoder) into
+    ``output_dir/embeddings.npz`` by the same library function as ``cv_mim.embed``.
+    ``flip_modes_of(dataset)`` gives the flip modes to embed."""
+    # pylint: disable=import-outside-toplevel
+    from cv_mim.data import registry
+    from cv_mim.serving import embed as embed_lib
+    from cv_mim.serving import pretrained
+    fv = flag_values
+    if fv.embeddings and (fv.export_dir or fv.input):
+        raise app.UsageError("give either --embeddings or --export_dir/--input, not both")
+    if fv.embeddings:
+        return fv.embeddings
+    if not fv.dataset or not fv.input:
+        raise app.UsageError("give --embeddings (from cv_mim.embed), or --dataset and --input "
+                             "(embedded with --export_dir, default the shipped encoder)")
+    if fv.dataset in registry.DETECTOR_DATASETS:
+        kwargs = detector_kwargs(fv)
+    else:
+        kwargs = {"skip_malformed": fv.skip_malformed}
+        if fv.dataset == "ntu_rgbd":
+            kwargs["skip_list"] = fv.skip_list
+        if fv.dataset == "penn_action":
+            kwargs["invisible_joints"] = fv.invisible_joints
+    return embed_lib.embed_dataset(
+        pretrained.resolve(fv.export_dir), fv.dataset, fv.input,
+        os.path.join(output_dir, "embeddings.npz"), flip_modes=flip_modes_of(fv.dataset),
+        trust_export=fv.trust_export, **kwargs)
+
+
 def parse_seeds(values):
     """--seeds as integers, or a usage error naming the flag."""
     try:

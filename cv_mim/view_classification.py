@@ -9,32 +9,18 @@ With --input the dataset is embedded (by --export_dir, default the shipped encod
 library function as ``cv_mim.embed``.
 """
 
-import os
 
 from absl import app
 from absl import flags
 
 from cv_mim import cli
-from cv_mim.data import registry as data_registry
 from cv_mim.downstream import view_classification as view_lib
-from cv_mim.serving import embed as embed_lib
-from cv_mim.serving import pretrained
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("embeddings", None, "A cv_mim.embed output of Penn Action (.npz).")
-flags.DEFINE_string("export_dir", None, "Embed --input with this export first (default without "
-                    "--embeddings: the shipped pretrained encoder, cv_mim/pretrained/).")
-flags.DEFINE_string("input", None, "Penn Action labels/ folder to embed (with --export_dir, "
-                    "default the shipped encoder).")
+cli.define_embedding_input_flags(("penn_action",), default_dataset="penn_action",
+                                embeddings_help="A cv_mim.embed output of Penn Action (.npz).",
+                                input_help="Penn Action labels/ folder or detector file to embed")
 flags.DEFINE_string("output_dir", None, "Results directory.")
-flags.DEFINE_bool("skip_malformed", False, "When embedding --input: skip malformed label "
-                  "files (counted in the log) instead of stopping.")
-cli.define_invisible_joints_flag("When embedding --input: ")
-cli.define_trust_export_flag()
-flags.DEFINE_enum("dataset", "penn_action", ("penn_action",) + data_registry.DETECTOR_DATASETS,
-                  "Dataset of --input (a detector format: your own clips with "
-                  "views and split from the file or --labels_csv).")
-cli.define_detector_flags("When embedding --input in a detector format: ")
 flags.DEFINE_list("features", list(view_lib.DEFAULT_FEATURES),
                   f"Inputs to compare, from {view_lib.FEATURES} (pose_embedding: z_p's view "
                   "predictability, lower = more view-invariant).")
@@ -53,20 +39,7 @@ def main(argv):
     if unknown:
         raise app.UsageError(f"--features: unknown {unknown}; choose from "
                              f"{view_lib.FEATURES}")
-    embeddings = FLAGS.embeddings
-    if embeddings and (FLAGS.export_dir or FLAGS.input):
-        raise app.UsageError("give either --embeddings or --export_dir/--input, not both")
-    if not embeddings:
-        if not FLAGS.input:
-            raise app.UsageError("give --embeddings (from cv_mim.embed) or --input (embedded with "
-                                 "--export_dir, default the shipped encoder)")
-        kwargs = ({"skip_malformed": FLAGS.skip_malformed,
-                   "invisible_joints": FLAGS.invisible_joints} if FLAGS.dataset == "penn_action"
-                  else cli.detector_kwargs(FLAGS))
-        embeddings = embed_lib.embed_dataset(pretrained.resolve(FLAGS.export_dir), FLAGS.dataset,
-                                             FLAGS.input,
-                                             os.path.join(FLAGS.output_dir, "embeddings.npz"),
-                                             trust_export=FLAGS.trust_export, **kwargs)
+    embeddings = cli.embeddings_from_flags(FLAGS, FLAGS.output_dir)
     seeds = cli.parse_seeds(FLAGS.seeds)
     results = view_lib.run(embeddings=embeddings, output_dir=FLAGS.output_dir,
                            features=tuple(FLAGS.features), steps=FLAGS.steps,

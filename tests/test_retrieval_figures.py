@@ -151,3 +151,21 @@ def test_view_classification_probes_z_p_by_default_and_says_what_it_means():
         "view_embedding": dict(run, accuracy_mean=0.666), "raw": run, "pose_embedding": run}})
     assert "| Methods | cv_mim (z_v) | 2D Pose | cv_mim (z_p) |" in table
     assert "z_p's view predictability" in table and "28.3%): 56.50%." in table
+
+
+def test_per_query_hits_are_what_the_pair_hit_rates_average():
+    """Query 0's neighbours in camera 1 are frames 5 (its pose up to a similarity), 3, then 0: a
+    P-MPJPE hit at k = 1, an exact hit only at k = 3; the pair's rates are the per-query means."""
+    from cv_mim.keypoints import retrieval_metrics  # pylint: disable=import-outside-toplevel
+    data = _data()
+    feats = data.features["pose_embedding"]
+    queries = np.arange(8)
+    per_query = retrieval_metrics.pair_query_hits(feats[0], feats[1], data.poses_3d, queries,
+                                                  threshold=0.1, ks=(1, 3))
+    assert per_query["pmpjpe"]["1"][0] and not per_query["exact"]["1"][0]
+    assert per_query["exact"]["3"][0]
+    rates = retrieval_metrics.pair_hits(feats[0], feats[1], data.poses_3d, queries, threshold=0.1,
+                                        ks=(1, 3))
+    for crit in ("exact", "pmpjpe"):
+        for k in ("1", "3"):
+            assert rates[crit][k] == pytest.approx(per_query[crit][k].mean())

@@ -58,12 +58,17 @@ def nearest(queries, gallery, k, chunk=2048):
     return out
 
 
-def hits_at_k(neighbours, is_hit_fn, ks=KS):
-    """Fraction of queries with a hit among their first k neighbours, for each k."""
+def hits_per_query(neighbours, is_hit_fn, ks=KS):
+    """{str(k): [Q] bool}: whether each query has a hit among its first k neighbours."""
     hits = is_hit_fn(neighbours)  # [Q, kmax] bool
     cumulative = np.cumsum(hits, axis=1) > 0
     # String keys, so results read back from JSON look the same as fresh ones.
-    return {str(k): float(cumulative[:, k - 1].mean()) for k in ks}
+    return {str(k): cumulative[:, k - 1] for k in ks}
+
+
+def hits_at_k(neighbours, is_hit_fn, ks=KS):
+    """Fraction of queries with a hit among their first k neighbours, for each k."""
+    return {k: float(hit.mean()) for k, hit in hits_per_query(neighbours, is_hit_fn, ks).items()}
 
 
 def query_indices(num_frames, max_queries, seed):
@@ -73,17 +78,27 @@ def query_indices(num_frames, max_queries, seed):
     return np.sort(np.random.default_rng(seed).choice(num_frames, max_queries, replace=False))
 
 
-def pair_hits(feats_query, feats_gallery, poses_3d, query_idx, *, threshold, ks=KS):
-    """Hit@k of one ordered camera pair: queries ``feats_query[query_idx]`` against every frame of
-    ``feats_gallery`` (both [N, D] of the same N frames); ``{"exact": {k: hit}, "pmpjpe": {k: hit}}``.
+def pair_query_hits(feats_query, feats_gallery, poses_3d, query_idx, *, threshold, ks=KS):
+    """Per-query hits of one ordered camera pair: queries ``feats_query[query_idx]`` against every
+    frame of ``feats_gallery`` (both [N, D] of the same N frames); ``{"exact": {k: [Q] bool},
+    "pmpjpe": {k: [Q] bool}}``.
 
     ``exact``: a neighbour is the query's own frame; ``pmpjpe``: a neighbour's normalised 3D pose is
     within ``threshold`` P-MPJPE of the query's (``poses_3d`` [N, J, 3])."""
     nn = nearest(feats_query[query_idx], feats_gallery, max(ks))
-    exact = hits_at_k(nn, lambda nb: nb == query_idx[:, None], ks)
+    exact = hits_per_query(nn, lambda nb: nb == query_idx[:, None], ks)
     errors = procrustes_mpjpe(poses_3d[nn], poses_3d[query_idx][:, None])  # -> [Q, kmax]
-    near = hits_at_k(nn, lambda nb: errors <= threshold, ks)
+    near = hits_per_query(nn, lambda nb: errors <= threshold, ks)
     return {"exact": exact, "pmpjpe": near}
+
+
+def pair_hits(feats_query, feats_gallery, poses_3d, query_idx, *, threshold, ks=KS):
+    """Hit@k of one ordered camera pair, :func:`pair_query_hits` averaged over the queries:
+    ``{"exact": {k: hit}, "pmpjpe": {k: hit}}``."""
+    per_query = pair_query_hits(feats_query, feats_gallery, poses_3d, query_idx,
+                                threshold=threshold, ks=ks)
+    return {crit: {k: float(hit.mean()) for k, hit in by_k.items()}
+            for crit, by_k in per_query.items()}
 
 
 def cross_view_hits(features, poses_3d, *, threshold=0.1, ks=KS, max_queries=None, seed=0):

@@ -43,13 +43,14 @@ def novelty(real_3d, world_3d, chunk=64):
 def per_frame_hits(features, poses_3d):
     """[N] Hit@1 (P-MPJPE <= THRESHOLD) of every frame as a query, mean over ordered camera pairs."""
     c, n = features.shape[:2]
+    every_frame = np.arange(n)
     hits = np.zeros(n)
     for i in range(c):
         for j in range(c):
-            if i == j:
-                continue
-            nn = retrieval_metrics.nearest(features[i], features[j], 1)[:, 0]
-            hits += retrieval_metrics.procrustes_mpjpe(poses_3d[nn], poses_3d) <= THRESHOLD
+            if i != j:
+                hits += retrieval_metrics.pair_query_hits(
+                    features[i], features[j], poses_3d, every_frame, threshold=THRESHOLD,
+                    ks=(1,))["pmpjpe"]["1"]
     return hits / (c * (c - 1))
 
 
