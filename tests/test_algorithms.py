@@ -90,7 +90,8 @@ def test_total_is_sum_of_weighted_terms_and_weights_follow_eq11():
 
 
 def _adagrad_delta(grad, lr=0.02, initial_accumulator=0.1, eps=1e-7):
-    return -lr * grad / np.sqrt(initial_accumulator + grad ** 2 + eps)
+    # The authors' (Keras 2) AdaGrad: eps outside the root (Keras 3 puts it inside).
+    return -lr * grad / (np.sqrt(initial_accumulator + grad ** 2) + eps)
 
 
 def test_each_network_is_updated_by_its_own_loss_only():
@@ -126,7 +127,7 @@ def test_each_network_is_updated_by_its_own_loss_only():
     for g in groups:
         for v, w, grad in zip(variables[g], before[g], own[g]):
             expected = w + _adagrad_delta(grad.numpy())
-            np.testing.assert_allclose(v.numpy(), expected, rtol=1e-4, atol=1e-6,
+            np.testing.assert_allclose(v.numpy(), expected, rtol=1e-6, atol=1e-7,
                                        err_msg=f"{g}: {v.path}")
 
 
@@ -276,3 +277,26 @@ def test_kl_weight_flag_defaults_to_the_registry_default():
     assert config_lib.from_flag_values(values).kl_weight == registry.default_kl_weight("beta_vae") > 1
     values["algorithm"] = "vae"
     assert config_lib.from_flag_values(values).kl_weight == 1.0
+
+
+def test_adagrad_is_the_authors_update_fused():
+    """step.Adagrad: acc += g², w -= lr·g/(√acc + ε) from acc = 0.1 (Keras 2's AdaGrad, the authors'),
+    in TensorFlow's fused kernel; checked over three steps against NumPy, with ε large enough to
+    tell √acc + ε from √(acc + ε) (Keras 3's form)."""
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=(6, 5)).astype(np.float32)
+    var = tf.keras.Variable(w0)
+    opt = step_lib.Adagrad(learning_rate=0.05, epsilon=0.5)
+    opt.build([var])
+    w, acc = w0.astype(np.float64), np.full(w0.shape, 0.1)
+    keras3 = w.copy()  # the same steps with Keras 3's form, eps under the root
+    step_fn = tf.function(lambda g: opt.apply_gradients([(g, var)]))
+    for k in range(3):
+        g = rng.normal(size=w0.shape).astype(np.float32)
+        step_fn(tf.constant(g))
+        acc += g.astype(np.float64) ** 2
+        w -= 0.05 * g / (np.sqrt(acc) + 0.5)
+        keras3 -= 0.05 * g / np.sqrt(acc + 0.5)
+    np.testing.assert_allclose(var.numpy(), w, rtol=2e-6, atol=2e-7)
+    assert np.max(np.abs(var.numpy() - keras3)) > 1e-3
+    assert int(opt.iterations.numpy()) == 3

@@ -514,3 +514,99 @@ def test_stateless_draws_are_the_kernels_numbers_and_the_same_under_xla():
     seed = tf.constant([3, 7], tf.int64)
     assert not np.array_equal(tf.function(f)(seed).numpy(),
                               tf.function(f, jit_compile=True)(seed).numpy())
+
+
+def _fused_ops(layer, x):
+    fn = tf.function(lambda t: layer(t, training=True))
+    return {op.type for op in fn.get_concrete_function(x).graph.get_operations()}
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("shape", [(64, 48), (8, 20, 16)])
+def test_fused_batch_norm_matches_keras_and_numpy(policy, shape):
+    """networks.BatchNormalization's fused training pass (one replica) = Keras' layer and a NumPy
+    batch norm: outputs, the gradients of x, gamma and beta, and the moving-statistics update (biased
+    variance, momentum 0.99); inference is Keras' own path."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        rng = np.random.default_rng(3)
+        x = tf.constant(rng.normal(loc=2.0, scale=3.0, size=shape).astype(np.float32))
+        ours, ref = networks.BatchNormalization(), keras.layers.BatchNormalization()
+        ours.build(x.shape)
+        ref.build(x.shape)
+        for v in ours.weights:
+            v.assign(rng.normal(size=v.shape).astype(np.float32) + (3.0 if "variance" in v.path else 0))
+        for v, w in zip(ours.weights, ref.weights):
+            w.assign(v)
+        before = {v.path.split("/")[-1]: v.numpy().copy() for v in ours.weights}
+        x_in = tf.cast(x, ours.compute_dtype)
+        assert "FusedBatchNormV3" in _fused_ops(ours, x_in)  # the fused path is the one tested
+        assert "FusedBatchNormV3" not in _fused_ops(ref, x_in)
+
+        def forward(layer):
+            with tf.GradientTape() as tape:
+                tape.watch(x_in)
+                y = layer(x_in, training=True)
+                loss = tf.reduce_sum(tf.cast(y, tf.float32) * tf.cos(x))
+            return y, tape.gradient(loss, [x_in, layer.gamma, layer.beta])
+
+        y, grads = tf.function(lambda: forward(ours))()
+        y_ref, grads_ref = tf.function(lambda: forward(ref))()
+        assert y.dtype == y_ref.dtype == ours.compute_dtype
+        bf16 = policy == "mixed_bfloat16"
+        tol = 1e-2 if bf16 else 1e-5  # bf16 output: one rounding of the same float32 value
+        np.testing.assert_allclose(_np(tf.cast(y, tf.float32)), _np(tf.cast(y_ref, tf.float32)),
+                                   rtol=tol, atol=tol)
+        for g, g_ref in zip(grads, grads_ref):
+            np.testing.assert_allclose(_np(tf.cast(g, tf.float32)), _np(tf.cast(g_ref, tf.float32)),
+                                       rtol=tol, atol=tol)
+        # NumPy: normalise over every axis but the channels with the biased variance.
+        xs = _np(tf.cast(x_in, tf.float32)).reshape(-1, shape[-1])
+        mean, var = xs.mean(0), xs.var(0)
+        expected = (xs - mean) / np.sqrt(var + BN_EPS) * before["gamma"] + before["beta"]
+        np.testing.assert_allclose(_np(tf.cast(y, tf.float32)).reshape(-1, shape[-1]), expected,
+                                   rtol=tol, atol=tol)
+        np.testing.assert_allclose(ours.moving_mean.numpy(),
+                                   0.99 * before["moving_mean"] + 0.01 * mean, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(ours.moving_variance.numpy(),
+                                   0.99 * before["moving_variance"] + 0.01 * var, rtol=1e-6)
+        np.testing.assert_allclose(ours.moving_variance.numpy(), ref.moving_variance.numpy(),
+                                   rtol=1e-6)
+        for v, w in zip(ours.weights, ref.weights):  # inference: Keras' code, bit for bit
+            w.assign(v)
+        np.testing.assert_array_equal(_np(tf.cast(ours(x_in, training=False), tf.float32)),
+                                      _np(tf.cast(ref(x_in, training=False), tf.float32)))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def test_fused_batch_norm_leaves_masks_and_frozen_layers_to_keras():
+    x = tf.zeros([4, 6, 3])
+    frozen = networks.BatchNormalization()
+    frozen.build(x.shape)
+    frozen.trainable = False
+    assert "FusedBatchNormV3" not in _fused_ops(frozen, x)
+    masked = networks.BatchNormalization()
+    masked.build(x.shape)
+    fn = tf.function(lambda t, m: masked(t, training=True, mask=m))
+    graph = fn.get_concrete_function(x, tf.ones([4, 6], tf.bool)).graph
+    assert "FusedBatchNormV3" not in {op.type for op in graph.get_operations()}
+
+
+@pytest.mark.parametrize("rate", [0.25, 0.1, 0.3, 0.5, 0.9, 1e-7, 0.999999])
+def test_dropout_integer_mask_is_the_uniform_mask_bit_for_bit(rate):
+    """StatelessDropout compares the draw's mantissa integers with a threshold instead of the uniform
+    floats with keep: the same masks, with and without XLA, for representable and other rates."""
+    seed = tf.constant([3, 9], tf.int64)
+    keep = 1.0 - rate
+    threshold = networks.unit_uniform_threshold(keep)
+    below = np.float32(threshold - 1) * np.float32(2.0 ** -23)
+    assert below < np.float32(keep) <= np.float32(threshold) * np.float32(2.0 ** -23)
+    layer = networks.StatelessDropout(rate)
+    x = tf.ones([64, 300])
+    expected = (tf.cast(networks.stateless_unit_uniform([64, 300], seed) < keep, tf.float32)
+                / tf.cast(keep, tf.float32)).numpy()
+    np.testing.assert_array_equal(layer(x, training=True, seed=seed).numpy(), expected)
+    xla = tf.function(lambda t: layer(t, training=True, seed=seed), jit_compile=True)
+    np.testing.assert_array_equal(xla(x).numpy(), expected)

@@ -32,6 +32,7 @@ from typing import Dict, List, Sequence, Tuple
 import tensorflow as tf
 
 from cv_mim import checks
+from cv_mim import networks
 
 keras = tf.keras
 
@@ -132,15 +133,15 @@ class ResidualBlock1D(keras.layers.Layer):
             raise ValueError(f"`kernel_sizes` must have 3 entries, got {self.kernel_sizes}")
         k1, k2, k3 = self.kernel_sizes
         self.conv1 = _conv(self.filters, k1, self.strides, "conv1")
-        self.bn1 = keras.layers.BatchNormalization(name="bn1")
+        self.bn1 = networks.BatchNormalization(name="bn1")
         self.drop1 = keras.layers.Dropout(self.dropout_rate, name="drop1")
         self.conv2 = _conv(self.filters, k2, 1, "conv2")
-        self.bn2 = keras.layers.BatchNormalization(name="bn2")
+        self.bn2 = networks.BatchNormalization(name="bn2")
         self.drop2 = keras.layers.Dropout(self.dropout_rate, name="drop2")
         self.conv3 = _conv(self.filters, k3, 1, "conv3")
-        self.bn3 = keras.layers.BatchNormalization(name="bn3")
+        self.bn3 = networks.BatchNormalization(name="bn3")
         self.shortcut_conv = _conv(self.filters, 1, self.strides, "shortcut_conv")
-        self.shortcut_bn = keras.layers.BatchNormalization(name="shortcut_bn")
+        self.shortcut_bn = networks.BatchNormalization(name="shortcut_bn")
 
     def call(self, x, training=False):
         y = self.drop1(tf.nn.relu(self.bn1(self.conv1(x), training=training)), training=training)
@@ -183,7 +184,7 @@ class PreActivationUnit(keras.layers.Layer):
         self.strides = checks.positive_int(strides, "strides")
         self.dropout_rate = _check_rate(dropout_rate, "dropout_rate")
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bn = keras.layers.BatchNormalization(name="bn")
+        self.bn = networks.BatchNormalization(name="bn")
         self.dropout = keras.layers.Dropout(self.dropout_rate, name="dropout")
         self.conv = _conv(self.filters, self.kernel_size, self.strides, "conv", he_normal_bias=False,
                           kernel_regularizer=self.kernel_regularizer)
@@ -255,7 +256,7 @@ class TemporalConvNet(_SequenceClassifier):
         self.convs, self.bns, self.drops = [], [], []
         for i, f in enumerate(self.filters):
             self.convs.append(_conv(f, self.kernel_size, self.strides, f"conv{i}"))
-            self.bns.append(keras.layers.BatchNormalization(name=f"bn{i}"))
+            self.bns.append(networks.BatchNormalization(name=f"bn{i}"))
             self.drops.append(keras.layers.Dropout(self.dropout_rate, name=f"drop{i}"))
         self.pool = keras.layers.GlobalAveragePooling1D(name="pool")
         self.classifier = _final_dense(self.num_classes)
@@ -305,7 +306,7 @@ class ResNet1D(_SequenceClassifier):
                 "have the same length")
         self.dropout_rate = _check_rate(dropout_rate, "dropout_rate")
         self.stem_conv = _conv(self.stem_filters, 7, 1, "stem_conv")
-        self.stem_bn = keras.layers.BatchNormalization(name="stem_bn")
+        self.stem_bn = networks.BatchNormalization(name="stem_bn")
         self.blocks = [
             ResidualBlock1D(f, s, self.dropout_rate, name=f"block{i}")
             for i, (f, s) in enumerate(zip(self.block_filters, self.block_strides))]
@@ -382,7 +383,7 @@ class ResTCN(_SequenceClassifier):
             PreActivationUnit(f, k, s, self.dropout_rate, kernel_regularizer=regularizer,
                               name=f"unit{i}")
             for i, (s, k, f) in enumerate(self.units)]
-        self.final_bn = keras.layers.BatchNormalization(name="final_bn")
+        self.final_bn = networks.BatchNormalization(name="final_bn")
         self.pool = keras.layers.GlobalAveragePooling1D(name="pool")
         self.classifier = _final_dense(self.num_classes, he_normal_bias=False)
 
