@@ -30,6 +30,8 @@ OBJECTIVE_TESTS = ["tests/test_objective.py", "tests/test_algorithms.py"]
 BASELINE_TESTS = ["tests/test_baselines.py"]
 L, C, I, R, G = ("cv_mim/losses.py", "cv_mim/algorithms/cvmim.py", "cv_mim/algorithms/infomax.py",
                  "cv_mim/algorithms/reconstruction.py", "cv_mim/algorithms/config.py")
+N, S = "cv_mim/networks.py", "cv_mim/algorithms/step.py"  # the fused kernels of issue 17
+KERNEL_TESTS = ["tests/test_networks.py", "tests/test_algorithms.py"]
 
 # (id, file, original, mutant, what it means); the tests run are chosen by file (run_mutant).
 MUTANTS = [
@@ -150,6 +152,22 @@ MUTANTS = [
      "KL of the anchor counted twice, the positive's dropped"),
     ("kl_scale_default_authors", G, '"per_dimension", "VAE/β-VAE KL reduction',
      '"authors", "VAE/β-VAE KL reduction', "default KL scale = the collapsing authors' one"),
+    ("bn_unbiased_moving_var", N, "variance = unbiased_variance * (count - 1.0) / count",
+     "variance = unbiased_variance", "fused BN: Bessel-corrected variance in the moving average"),
+    ("bn_moving_mean_frozen", N,
+     "self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))",
+     "self.moving_mean.assign(self.moving_mean)", "fused BN: moving mean never updated"),
+    ("bn_never_fused", N, "if (not (training and self.trainable) or mask is not None",
+     "if (True or mask is not None", "the fused path never taken (Keras' layer everywhere)"),
+    ("drop_threshold_floor", N, "return int(math.ceil(float(np.float32(p)) * 2 ** 23))",
+     "return int(math.floor(float(np.float32(p)) * 2 ** 23))", "dropout threshold rounded down"),
+    ("drop_keep_is_rate", N, "kept = bits < tf.constant(unit_uniform_threshold(keep), tf.uint32)",
+     "kept = bits < tf.constant(unit_uniform_threshold(self.rate), tf.uint32)",
+     "dropout keeps with probability = the drop rate"),
+    ("adagrad_keras3_eps", S, "if isinstance(gradient, tf.IndexedSlices):", "if True:",
+     "Keras 3's update (ε under the root) instead of the authors'"),
+    ("adagrad_lr_ignored", S, "lr=tf.cast(learning_rate, var.dtype)", "lr=tf.constant(0.02, var.dtype)",
+     "AdaGrad learning rate fixed at the default"),
 ]
 
 
@@ -180,7 +198,8 @@ def _pytest(dest, tests):
 
 
 def run_mutant(mutant_id, path, original, mutant, root):
-    tests = {L: LOSSES_TESTS, C: OBJECTIVE_TESTS}.get(path, BASELINE_TESTS)
+    tests = {L: LOSSES_TESTS, C: OBJECTIVE_TESTS, N: KERNEL_TESTS, S: KERNEL_TESTS}.get(
+        path, BASELINE_TESTS)
     with tempfile.TemporaryDirectory(prefix=f"mutant_{mutant_id}_") as tmp:
         dest = pathlib.Path(tmp)
         _copy_tree(dest, root)
@@ -189,9 +208,9 @@ def run_mutant(mutant_id, path, original, mutant, root):
     if proc.returncode == 0:
         return "survived", ""
     failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", proc.stdout, re.M)
-    if proc.returncode == 1 and failed:
+    if failed and proc.returncode in (1, 2):  # 2: xdist's "-x" interruption after the failure
         return "killed", failed[0]
-    return "error", (failed[0] if failed else proc.stdout.strip().splitlines()[-1:] or [""])[0]
+    return "error", (proc.stdout.strip().splitlines()[-1:] or [""])[0]
 
 
 def main():
