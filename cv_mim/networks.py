@@ -118,7 +118,7 @@ class StatelessDropout(keras.layers.Layer):
             return x
         keep = 1.0 - self.rate
         if seed is None:
-            uniform = tf.random.uniform(tf.shape(x))
+            kept = tf.random.uniform(tf.shape(x)) < keep
         else:
             # The mask of stateless_unit_uniform(...) < keep, compared as integers (three fewer
             # elementwise passes per layer; the same masks bit for bit, tested).
@@ -127,9 +127,7 @@ class StatelessDropout(keras.layers.Layer):
                 lambda n, s: stateless_mantissa_bits(tf.concat([[n], units], 0), s),
                 seed, tf.shape(x)[0])
             kept = bits < tf.constant(unit_uniform_threshold(keep), tf.uint32)
-            return x * (tf.cast(kept, x.dtype) / tf.cast(keep, x.dtype))
-        mask = tf.cast(uniform < keep, x.dtype) / tf.cast(keep, x.dtype)
-        return x * mask
+        return x * (tf.cast(kept, x.dtype) / tf.cast(keep, x.dtype))
 
 
 class BatchNormalization(keras.layers.BatchNormalization):
@@ -137,7 +135,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     Same variables, arguments, outputs and moving-statistics update as Keras' layer (biased batch
     variance, ``moving = moving·momentum + batch·(1 − momentum)``); in training, with a single replica,
-    channels last, no mask and no renormalisation, the batch is normalised by ``FusedBatchNormV3``
+    channels last, no mask, no renormalisation and a float32 / bfloat16 / float16 input (the dtypes
+    the kernel takes), the batch is normalised by ``FusedBatchNormV3``
     (statistics in float32 for bfloat16 inputs, one kernel forward and one backward) instead of Keras'
     seven elementwise and reduction ops — about half the time of the layer on CPU (BUILD_NOTES §10).
     Everything else — inference, several replicas (the all-reduced statistics of
@@ -151,7 +150,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
         rank = len(inputs.shape)
         if (not (training and self.trainable) or mask is not None or replicas != 1 or self.renorm
                 or rank < 2 or self.axis not in (-1, rank - 1) or not (self.scale and self.center)
-                or self.epsilon < 1.001e-5):
+                or self.epsilon < 1.001e-5
+                or inputs.dtype not in (tf.float32, tf.bfloat16, tf.float16)):
             return super().call(inputs, training=training, mask=mask)
         channels = inputs.shape[-1]
         x = tf.reshape(inputs, [-1, 1, 1, channels])

@@ -516,8 +516,9 @@ def test_stateless_draws_are_the_kernels_numbers_and_the_same_under_xla():
                               tf.function(f, jit_compile=True)(seed).numpy())
 
 
-def _fused_ops(layer, x):
-    fn = tf.function(lambda t: layer(t, training=True))
+def _fused_ops(layer, x, **kwargs):
+    """The op types of ``layer(x, training=True, **kwargs)`` traced as a graph."""
+    fn = tf.function(lambda t: layer(t, training=True, **kwargs))
     return {op.type for op in fn.get_concrete_function(x).graph.get_operations()}
 
 
@@ -581,7 +582,7 @@ def test_fused_batch_norm_matches_keras_and_numpy(policy, shape):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def test_fused_batch_norm_leaves_masks_and_frozen_layers_to_keras():
+def test_fused_batch_norm_leaves_masks_frozen_layers_and_float64_to_keras():
     x = tf.zeros([4, 6, 3])
     frozen = networks.BatchNormalization()
     frozen.build(x.shape)
@@ -589,9 +590,12 @@ def test_fused_batch_norm_leaves_masks_and_frozen_layers_to_keras():
     assert "FusedBatchNormV3" not in _fused_ops(frozen, x)
     masked = networks.BatchNormalization()
     masked.build(x.shape)
-    fn = tf.function(lambda t, m: masked(t, training=True, mask=m))
-    graph = fn.get_concrete_function(x, tf.ones([4, 6], tf.bool)).graph
-    assert "FusedBatchNormV3" not in {op.type for op in graph.get_operations()}
+    assert "FusedBatchNormV3" not in _fused_ops(masked, x, mask=tf.ones([4, 6], tf.bool))
+    wide = networks.BatchNormalization(dtype="float64")  # a dtype the fused kernel does not take
+    x64 = tf.zeros([4, 6, 3], tf.float64)
+    wide.build(x64.shape)
+    assert "FusedBatchNormV3" not in _fused_ops(wide, x64)
+    assert wide(x64 + 1.0, training=True).dtype == tf.float64
 
 
 @pytest.mark.parametrize("rate", [0.25, 0.1, 0.3, 0.5, 0.9, 1e-7, 0.999999])

@@ -30,7 +30,6 @@ class Adagrad(tf.keras.optimizers.Adagrad):
             var=var.handle, accum=acc.handle, lr=tf.cast(learning_rate, var.dtype),
             epsilon=tf.constant(self.epsilon, var.dtype), grad=tf.cast(gradient, var.dtype),
             use_locking=False)
-        return None
 
 
 def create_optimizers(algorithm: contract.Algorithm, learning_rate=0.02):
