@@ -550,6 +550,58 @@ def test_several_takes_per_action_keep_take_one():
         world_mod.generate_world(tempfile.mkdtemp(), size="tiny", h36m_takes=0)
 
 
+def test_free_gestures_are_new_varied_standing_poses_and_leave_the_scripted_takes_alone():
+    size = world_mod.WorldSize(h36m_subjects=("S1", "S9"), h36m_actions=("walk", "pointing"),
+                               h36m_frames=40)
+    plain = world_mod.generate_h36m(4, size, noise=True)
+    free = world_mod.generate_h36m(4, dataclasses.replace(size, h36m_free_takes=3), noise=True)
+    assert sorted(free.positions_3d["S9"]) == ["Gestures 1", "Gestures 2", "Gestures 3", "Pointing 1",
+                                               "Walk 1"]
+    for subject in ("S1", "S9"):  # the scripted takes are array-for-array the same
+        for name in ("Walk 1", "Pointing 1"):
+            np.testing.assert_array_equal(plain.positions_3d[subject][name],
+                                          free.positions_3d[subject][name])
+            np.testing.assert_array_equal(plain.positions_2d[subject][name][1],
+                                          free.positions_2d[subject][name][1])
+    takes = [t for t in free.takes if t["action"].startswith("Gestures")]
+    assert len(takes) == 6 and {t["motion"] for t in takes} == {motions.FREE_GESTURE}
+    # Every take is a different motion: its poses differ from the other takes' (not one gesture
+    # repeated), and from subject to subject.
+    g = [free.positions_3d["S1"][f"Gestures {k}"] for k in (1, 2, 3)] + [
+        free.positions_3d["S9"]["Gestures 1"]]
+    for i in range(len(g)):
+        for j in range(i):
+            assert np.abs(g[i] - g[j]).mean() > 0.02
+    # Standing on the floor (z up, metres), hands away from the rest pose much of the time.
+    for k in (1, 2, 3):
+        pose = free.positions_3d["S1"][f"Gestures {k}"]
+        feet = pose[:, [profiles.H36M32_JOINT_NAMES.index(n) for n in ("RToe", "LToe")]]
+        assert np.all(feet[..., 2].min(axis=1) < 0.08) and np.all(feet[..., 2].min(axis=1) > -0.02)
+        assert np.all(np.isfinite(free.positions_2d["S1"][f"Gestures {k}"][0]))
+    # The drawn keyframes are inside the wide ranges and, once varied, inside the joint limits.
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        motion = motions.random_gesture_motion(rng)
+        times, keyframes = motion.keyframe_array()
+        assert 4 <= len(times) <= 7 and np.all(np.diff(times) > 0)
+        arm = keyframes[:-1, body.DOF_INDEX["r_sh_flex"]]
+        assert np.all((arm >= -40) & (arm <= 170))
+        take = motions.sample_take(motion, rng, num_frames=30, fps=15, mode="sequence")
+        assert take.motion == motions.FREE_GESTURE
+        for name, (low, high) in body.JOINT_LIMITS.items():
+            values = take.angles[:, body.DOF_INDEX[name]]
+            assert values.min() >= low - 1e-9 and values.max() <= high + 1e-9, name
+    first = motions.random_gesture_motion(np.random.default_rng(3))
+    assert first == motions.random_gesture_motion(np.random.default_rng(3))  # seeded
+    manifest = world_mod.generate_world(tempfile.mkdtemp(), size="tiny", formats=("h36m",),
+                                        h36m_free_takes=2)
+    assert manifest["classes"]["h36m"][-2:] == ["Gestures 1", "Gestures 2"]
+    assert world_mod.SIZES["varied"].h36m_free_takes == len(motions.MOTIONS)
+    assert dataclasses.replace(world_mod.SIZES["varied"], h36m_free_takes=0) == world_mod.SIZES["default"]
+    with pytest.raises(ValueError, match="h36m_free_takes"):
+        world_mod.generate_world(tempfile.mkdtemp(), size="tiny", h36m_free_takes=-1)
+
+
 def test_command_line_binary(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "cv_mim.synthesize", f"--output_dir={tmp_path / 'w'}", "--size=tiny",

@@ -586,6 +586,50 @@ NTU_ACTION_NAMES = {6: "pickup", 7: "throw", 8: "sitting down", 9: "standing up 
                     44: "touch head (headache)"}
 
 
+# ---- Free gestures: random standing motions (not a class of any dataset).
+FREE_GESTURE = "free_gesture"
+
+
+def random_gesture_motion(rng: np.random.Generator) -> Motion:
+    """A standing motion whose 3-6 keyframes are drawn at random: both arms anywhere in a wide range
+    (pointing, reaching, gesturing in every direction), the trunk leaning and twisting, the head
+    turning, and sometimes the weight on one leg or a half crouch.
+
+    The scripted motions are a few dozen fixed choreographies; real recordings are full of poses none
+    of them contains (Human3.6M's 'Directions' is only 1 % within P-MPJPE 0.1 of the default world,
+    BUILD_NOTES §14). These cover that space; `sample_take` then varies them like any motion.
+    """
+    num = int(rng.integers(3, 7))
+    times = np.sort(rng.uniform(0.0, 1.0, num - 1))
+    times = np.r_[0.0, 0.1 + 0.85 * times]  # keyframes at 0 < t1 < ... < 0.95 (distinct)
+    keyframes = []
+    for t in times:
+        p = {}
+        for side in ("l", "r"):
+            p.update({f"{side}_sh_flex": rng.uniform(-40.0, 170.0),
+                      f"{side}_sh_abd": rng.uniform(-20.0, 110.0),
+                      f"{side}_sh_twist": rng.uniform(-60.0, 60.0),
+                      f"{side}_elbow": rng.uniform(0.0, 135.0),
+                      f"{side}_wrist": rng.uniform(-30.0, 30.0)})
+        p.update(spine_flex=rng.uniform(-10.0, 35.0), spine_side=rng.uniform(-15.0, 15.0),
+                 spine_twist=rng.uniform(-30.0, 30.0), chest_flex=rng.uniform(-5.0, 15.0),
+                 chest_side=rng.uniform(-8.0, 8.0), chest_twist=rng.uniform(-15.0, 15.0),
+                 neck_flex=rng.uniform(-20.0, 35.0), neck_side=rng.uniform(-15.0, 15.0),
+                 neck_twist=rng.uniform(-50.0, 50.0))
+        legs = rng.uniform()
+        if legs < 0.2:  # half crouch
+            p.update(sym(hip_flex=rng.uniform(30.0, 80.0), knee=rng.uniform(50.0, 110.0),
+                         ankle=rng.uniform(10.0, 25.0), hip_abd=rng.uniform(5.0, 20.0)))
+        elif legs < 0.6:  # weight on one leg, the other bent or stepped out
+            side = "l" if rng.uniform() < 0.5 else "r"
+            p.update({f"{side}_hip_flex": rng.uniform(-10.0, 35.0), f"{side}_knee": rng.uniform(0.0, 45.0),
+                      f"{side}_hip_abd": rng.uniform(0.0, 25.0)})
+        keyframes.append((float(t), p))
+    return Motion(FREE_GESTURE, cyclic=False, period=float(num * rng.uniform(0.7, 1.3)),
+                  keyframes=tuple(keyframes), returns=0.2,
+                  description="random standing gestures: arms, trunk and head anywhere in a wide range")
+
+
 # Every motion appears in the multi-view (Human3.6M-layout) pretraining takes, under a CamelCase
 # name like the real ones ("Walk 1").
 H36M_ACTION_NAMES = {name: "".join(w.capitalize() for w in name.split("_")) for name in MOTIONS}
@@ -650,14 +694,14 @@ def _style(motion: Motion, rng: np.random.Generator, variation: float):
     return spline, float(inner[-1]), (drift_freq, drift_phase, drift_amp)
 
 
-def sample_take(motion_name: str, rng: np.random.Generator, *, num_frames: int, fps: float,
+def sample_take(motion_name: str | Motion, rng: np.random.Generator, *, num_frames: int, fps: float,
                 facing: float = 0.0, mode: str = "clip", mirrored: bool | None = None,
                 variation: float = 1.0, turn_rate: float | None = None,
                 action_start: float | None = None) -> Take:
     """One take of a motion with per-take variation.
 
     Args:
-      motion_name: key of `MOTIONS`.
+      motion_name: key of `MOTIONS`, or a `Motion` (e.g. from `random_gesture_motion`).
       rng: numpy Generator.
       num_frames: T.
       fps: frames per second.
@@ -678,13 +722,13 @@ def sample_take(motion_name: str, rng: np.random.Generator, *, num_frames: int, 
     """
     # Longer than a screen on purpose: One take's random draws in a fixed order (the world is a pure
     # function of its seed: reordering the draws across helpers would change every world).
-    if motion_name not in MOTIONS:
+    if not isinstance(motion_name, Motion) and motion_name not in MOTIONS:
         raise ValueError(f"unknown motion {motion_name!r}; known: {sorted(MOTIONS)}")
     if mode not in ("clip", "sequence"):
         raise ValueError(f"mode must be 'clip' or 'sequence', got {mode!r}")
     if int(num_frames) < 2:
         raise ValueError(f"num_frames must be >= 2, got {num_frames}")
-    motion = MOTIONS[motion_name]
+    motion = motion_name if isinstance(motion_name, Motion) else MOTIONS[motion_name]
     num_frames = int(num_frames)
     t = np.arange(num_frames) / float(fps)
     spline, cycle_end, (drift_freq, drift_phase, drift_amp) = _style(motion, rng, variation)
@@ -749,5 +793,5 @@ def sample_take(motion_name: str, rng: np.random.Generator, *, num_frames: int, 
     if mirrored:
         angles = body.mirror_angles(angles)
     angles = body.clamp_to_limits(angles)
-    return Take(motion=motion_name, angles=angles, facing=facing_t, root_xy=root_xy,
+    return Take(motion=motion.name, angles=angles, facing=facing_t, root_xy=root_xy,
                 mirrored=bool(mirrored), fps=float(fps), ground=motion.ground)

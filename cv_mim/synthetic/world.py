@@ -8,7 +8,8 @@ actions (`synthetic_motions`), filmed by cameras placed all around them, with de
 * ``OUT/h36m/{data_3d_h36m.npz, data_2d_h36m_gt.npz, cameras.json}`` — multi-view pretraining data in
   the VideoPose3D layout (paper §4.1 "Human3.6M"): subjects S1, S5, S6, S7, S8 (training) and S9, S11
   (held out), every action once per subject (``"Walk 1"``, ``"GolfSwing 1"``, ...; the ``large`` size
-  adds S2, S3, S4, S10 for training, two takes per action and cameras anywhere around the subject),
+  adds S2, S3, S4, S10 for training, two takes per action and cameras anywhere around the subject;
+  the ``varied`` size adds as many takes of random standing gestures, ``"Gestures 1"``, ...),
   3D in metres (T, 32, 3) world z-up, 2D in pixels (T, 17, 2) per camera in the ``camera_order`` of
   ``cameras.json`` (Human3.6M's distortion model). With ``noise`` the 2D file holds detector-like noisy keypoints (it
   plays the role of the detections the paper pairs across views); without it, the exact projections.
@@ -120,7 +121,7 @@ _KINECT_BODY_ID_BASE = 72057594037927936  # 2**56, the prefix of the real body i
 
 
 # Random streams (first entries of the per-item seed sequences).
-_STREAM_H36M_SUBJECT, _STREAM_H36M_TAKE, _STREAM_H36M_RIG = 11, 12, 13
+_STREAM_H36M_SUBJECT, _STREAM_H36M_TAKE, _STREAM_H36M_RIG, _STREAM_H36M_FREE = 11, 12, 13, 14
 
 
 _STREAM_PENN = 21
@@ -144,6 +145,8 @@ class WorldSize:
       h36m_takes: takes per (subject, action), named ``"<Action> 1"``, ``"<Action> 2"``, ... (like the
         real dataset's two takes per action).
       h36m_rig: camera placement per subject, one of `H36M_RIGS`.
+      h36m_free_takes: extra takes per subject of random standing gestures
+        (`synthetic_motions.random_gesture_motion`, a new motion per take), named "Gestures 1", ...
       penn_clips: number of Penn Action clips (balanced over classes x views, half train / half test).
       penn_actions: Penn classes.
       penn_frames: (min, max) frames per Penn clip.
@@ -160,6 +163,7 @@ class WorldSize:
     h36m_fps: float = 15.0
     h36m_takes: int = 1
     h36m_rig: str = "room"
+    h36m_free_takes: int = 0
     penn_clips: int = 616
     penn_actions: tuple = motions.PENN_ACTIONS
     penn_frames: tuple = (40, 120)
@@ -184,6 +188,9 @@ SIZES = {
     "large": WorldSize(
         h36m_subjects=H36M_TRAIN_SUBJECTS + H36M_EXTRA_TRAIN_SUBJECTS + H36M_TEST_SUBJECTS,
         h36m_takes=2, h36m_rig="random"),
+    # The default world plus as many takes of random standing gestures as scripted takes, for pose
+    # coverage beyond the scripted motions (measured in BUILD_NOTES §14).
+    "varied": WorldSize(h36m_free_takes=len(motions.MOTIONS)),
 }
 
 
@@ -248,10 +255,21 @@ def _h36m_take_name(motion: str, take_number: int) -> str:
     return f"{motions.H36M_ACTION_NAMES[motion]} {take_number}"
 
 
+FREE_TAKE_NAME = "Gestures"  # take name of the random gestures: "Gestures 1", "Gestures 2", ...
+
+
 def _h36m_take_plan(size: WorldSize):
-    """(action index, motion, take number) of every take of one subject, in stream order."""
-    return [(a_index, motion, take) for a_index, motion in enumerate(size.h36m_actions)
-            for take in range(1, size.h36m_takes + 1)]
+    """(action index, motion, take number) of every take of one subject, in stream order; the free
+    gestures come last with action index None and motion `synthetic_motions.FREE_GESTURE`."""
+    return ([(a_index, motion, take) for a_index, motion in enumerate(size.h36m_actions)
+             for take in range(1, size.h36m_takes + 1)]
+            + [(None, motions.FREE_GESTURE, k) for k in range(1, size.h36m_free_takes + 1)])
+
+
+def _take_name(motion: str, take_number: int) -> str:
+    if motion == motions.FREE_GESTURE:
+        return f"{FREE_TAKE_NAME} {take_number}"
+    return _h36m_take_name(motion, take_number)
 
 
 def generate_h36m(seed: int, size: WorldSize, noise: bool = True) -> H36MWorld:
@@ -266,14 +284,19 @@ def generate_h36m(seed: int, size: WorldSize, noise: bool = True) -> H36MWorld:
         rigs[subject] = cams
         positions_3d[subject], positions_2d[subject] = {}, {}
         for a_index, motion, take_number in _h36m_take_plan(size):
-            # Take 1 keeps the stream it had before several takes existed.
-            rng = capture.rng(seed, _STREAM_H36M_TAKE, s_index, a_index,
-                              *((take_number,) if take_number > 1 else ()))
-            take = motions.sample_take(motion, rng, num_frames=size.h36m_frames, fps=size.h36m_fps,
-                                       facing=rng.uniform(-180.0, 180.0), mode="sequence")
+            if a_index is None:  # a free gesture: its own stream, a new random motion per take
+                rng = capture.rng(seed, _STREAM_H36M_FREE, s_index, take_number)
+                performed = motions.random_gesture_motion(rng)
+            else:  # take 1 keeps the stream it had before several takes existed
+                rng = capture.rng(seed, _STREAM_H36M_TAKE, s_index, a_index,
+                                  *((take_number,) if take_number > 1 else ()))
+                performed = motion
+            take = motions.sample_take(performed, rng, num_frames=size.h36m_frames,
+                                       fps=size.h36m_fps, facing=rng.uniform(-180.0, 180.0),
+                                       mode="sequence")
             points = take.positions(person)
             points[..., :2] += rng.uniform(-0.3, 0.3, 2)
-            name = _h36m_take_name(motion, take_number)
+            name = _take_name(motion, take_number)
             pose32 = points[:, body.H36M32_INDEX].astype(np.float32)
             positions_3d[subject][name] = pose32
             views, view_labels = [], {}
@@ -558,6 +581,8 @@ def _resolve_size(size, num_subjects=None, h36m_frames=None, penn_clips=None, nt
     for name in world.penn_actions:
         if name not in motions.MOTIONS:
             raise ValueError(f"unknown motion {name!r} in penn_actions; known: {sorted(motions.MOTIONS)}")
+    if world.h36m_free_takes < 0:
+        raise ValueError(f"h36m_free_takes must be >= 0, got {world.h36m_free_takes}")
     if world.h36m_rig not in H36M_RIGS or world.h36m_takes < 1:
         raise ValueError(f"h36m_rig must be one of {H36M_RIGS} and h36m_takes >= 1, got "
                          f"{world.h36m_rig!r}, {world.h36m_takes}")
@@ -601,7 +626,7 @@ def generate_world(output_dir, *, seed: int = 0, size="default", noise: bool = T
       output_dir: output directory (created; a previous world there is replaced; any other
         non-empty directory is refused).
       seed: random seed; the same seed gives the same arrays.
-      size: a name in `SIZES` ('default', 'tiny', 'large') or a `WorldSize`.
+      size: a name in `SIZES` ('default', 'tiny', 'large', 'varied') or a `WorldSize`.
       noise: detector-like 2D noise and missing joints (False: exact projections, all visible).
       formats: subset of `FORMATS` to write.
       num_subjects: number of Human3.6M subjects (1-11, picked as S1, S9, S5, S11, S6, S7, S8, S2,
@@ -663,7 +688,7 @@ def generate_world(output_dir, *, seed: int = 0, size="default", noise: bool = T
             "num_joints": 17, "keypoints_symmetry": [list(g) for g in h36m_lib.KEYPOINTS_SYMMETRY_17],
             "camera_ids": list(H36M_CAMERA_IDS)})
         cameras_mod.save_h36m_cameras(folder / "cameras.json", data.cameras, list(H36M_CAMERA_IDS))
-        manifest["classes"]["h36m"] = [_h36m_take_name(m, t) for _, m, t in _h36m_take_plan(world)]
+        manifest["classes"]["h36m"] = [_take_name(m, t) for _, m, t in _h36m_take_plan(world)]
         manifest["counts"]["h36m"] = {"subjects": len(data.positions_3d), "takes": len(data.takes),
                                       "cameras": len(H36M_CAMERA_IDS)}
         manifest["frames"]["h36m"] = int(sum(t["frames"] for t in data.takes))
