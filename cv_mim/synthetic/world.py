@@ -251,11 +251,14 @@ def _h36m_rig(seed: int, subject_index: int, intrinsics: dict, rig: str = "room"
     return cams
 
 
-def _h36m_take_name(motion: str, take_number: int) -> str:
-    return f"{motions.H36M_ACTION_NAMES[motion]} {take_number}"
-
-
 FREE_TAKE_NAME = "Gestures"  # take name of the random gestures: "Gestures 1", "Gestures 2", ...
+
+
+def _take_name(motion: str, take_number: int) -> str:
+    """Take name: "Walk 1", "GolfSwing 2", ...; the free gestures are "Gestures 1", "Gestures 2", ..."""
+    if motion == motions.FREE_GESTURE:
+        return f"{FREE_TAKE_NAME} {take_number}"
+    return f"{motions.H36M_ACTION_NAMES[motion]} {take_number}"
 
 
 def _h36m_take_plan(size: WorldSize):
@@ -264,12 +267,6 @@ def _h36m_take_plan(size: WorldSize):
     return ([(a_index, motion, take) for a_index, motion in enumerate(size.h36m_actions)
              for take in range(1, size.h36m_takes + 1)]
             + [(None, motions.FREE_GESTURE, k) for k in range(1, size.h36m_free_takes + 1)])
-
-
-def _take_name(motion: str, take_number: int) -> str:
-    if motion == motions.FREE_GESTURE:
-        return f"{FREE_TAKE_NAME} {take_number}"
-    return _h36m_take_name(motion, take_number)
 
 
 def generate_h36m(seed: int, size: WorldSize, noise: bool = True) -> H36MWorld:
