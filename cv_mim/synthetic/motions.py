@@ -597,7 +597,9 @@ def random_gesture_motion(rng: np.random.Generator) -> Motion:
 
     The scripted motions are a few dozen fixed choreographies; real recordings are full of poses none
     of them contains (Human3.6M's 'Directions' is only 1 % within P-MPJPE 0.1 of the default world,
-    BUILD_NOTES §14). These cover that space; `sample_take` then varies them like any motion.
+    BUILD_NOTES §14). These widen the poses the encoder is trained on (they do not put a world pose
+    next to each real one: two arms drawn in a wide range are sparse, §14); `sample_take` then varies
+    them like any motion.
     """
     num = int(rng.integers(3, 7))
     times = np.sort(rng.uniform(0.0, 1.0, num - 1))
@@ -722,13 +724,13 @@ def sample_take(motion_name: str | Motion, rng: np.random.Generator, *, num_fram
     """
     # Longer than a screen on purpose: One take's random draws in a fixed order (the world is a pure
     # function of its seed: reordering the draws across helpers would change every world).
-    if not isinstance(motion_name, Motion) and motion_name not in MOTIONS:
+    motion = motion_name if isinstance(motion_name, Motion) else MOTIONS.get(motion_name)
+    if motion is None:
         raise ValueError(f"unknown motion {motion_name!r}; known: {sorted(MOTIONS)}")
     if mode not in ("clip", "sequence"):
         raise ValueError(f"mode must be 'clip' or 'sequence', got {mode!r}")
     if int(num_frames) < 2:
         raise ValueError(f"num_frames must be >= 2, got {num_frames}")
-    motion = motion_name if isinstance(motion_name, Motion) else MOTIONS[motion_name]
     num_frames = int(num_frames)
     t = np.arange(num_frames) / float(fps)
     spline, cycle_end, (drift_freq, drift_phase, drift_amp) = _style(motion, rng, variation)
