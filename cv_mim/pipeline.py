@@ -68,6 +68,7 @@ MIN_PROJECTION_DEPTH = 0.5
 def make_pair_dataset(source: PairSource, *, batch_size: int, seed: int, augmentation="mixed",
                       projection_probability=0.5, start_batch=0, num_batches=None,
                       min_projection_depth=MIN_PROJECTION_DEPTH, keypoint_dropout_rate=0.0,
+                      projection_depth=augmentation_mod.DEFAULT_DEPTH,
                       num_parallel_calls=tf.data.AUTOTUNE):
     """Batches of normalised positive pairs.
 
@@ -79,7 +80,7 @@ def make_pair_dataset(source: PairSource, *, batch_size: int, seed: int, augment
         ``projection_probability``), ``"none"`` (real cameras only) or ``"projection"`` (both views from
         random virtual cameras).
       min_projection_depth: a projected joint closer than this to the virtual camera plane (in
-        normalised units; the camera is 2 units from the hip) is treated as unseen (missing). The
+        normalised units; by default the camera is 2 units from the hip) is treated as unseen (missing). The
         paper's camera ranges occasionally put a raised hand at or behind the camera plane, where the
         perspective division explodes (the authors clamp the divisor at 1e-12, which yields values
         up to 1e12); one such batch ruins BatchNorm's moving statistics.
@@ -87,6 +88,10 @@ def make_pair_dataset(source: PairSource, *, batch_size: int, seed: int, augment
         per joint and view; missing joints are set to 0 by the normalisation). Not in the paper or
         the authors' CV-MIM code (default 0 = off, and then the batches are exactly those without
         the option); it trains an encoder for inputs with missing detections.
+      projection_depth: distance of the virtual cameras from the hip, in normalised units (spine
+        length 1): a number (default 2, the authors' constant) or a (low, high) range, one distance
+        drawn per projected view (the authors' code has such a range, unset). The paper is silent on
+        it; real Human3.6M cameras stand about 10 units away.
       start_batch: index of the first batch (the resumed step).
       num_batches: stop after this many batches (default: endless).
     Returns:
@@ -108,6 +113,7 @@ def make_pair_dataset(source: PairSource, *, batch_size: int, seed: int, augment
         raise ValueError(f"projection_probability must be in [0, 1], got {projection_probability}")
     if not 0.0 <= keypoint_dropout_rate < 1.0:
         raise ValueError(f"keypoint_dropout_rate must be in [0, 1), got {keypoint_dropout_rate}")
+    augmentation_mod.check_depth_range(projection_depth)
     if augmentation == "none":
         projection_probability = 0.0
     elif augmentation == "projection":
@@ -137,8 +143,8 @@ def make_pair_dataset(source: PairSource, *, batch_size: int, seed: int, augment
                                                          (real_p, seeds[5], None))):
             if projection_probability > 0.0:
                 pose3d = tf.gather(kp3d, frame)
-                projected, joint_depth = augmentation_mod.random_camera_projection(pose3d, proj_seed,
-                                                                          return_depth=True)
+                projected, joint_depth = augmentation_mod.random_camera_projection(
+                    pose3d, proj_seed, depth=projection_depth, return_depth=True)
                 seen = joint_depth >= min_projection_depth
                 projected = tf.where(seen[..., None], projected, tf.constant(np.nan, tf.float32))
                 if projection_probability >= 1.0:

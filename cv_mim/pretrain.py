@@ -19,6 +19,7 @@ from cv_mim import cli
 from cv_mim import pipeline
 from cv_mim.algorithms import config as config_lib
 from cv_mim.data import h36m
+from cv_mim.keypoints import augmentation
 from cv_mim.training import distribution
 from cv_mim.training import loop
 from cv_mim.training import sources
@@ -45,6 +46,11 @@ flags.DEFINE_float("keypoint_dropout_rate", 0.0,
                    "Probability that a joint of a training view is marked missing (not in the paper "
                    "or the authors' code; 0 = off). For encoders that must embed poses with missing "
                    "detections.")
+flags.DEFINE_list("projection_depth", [str(augmentation.DEFAULT_DEPTH)],
+                  "Distance of the random virtual cameras from the hip, in normalised units (spine "
+                  "length 1, about 0.5 m): one number (default: the authors' constant), or low,high "
+                  "to draw one per projected view. The paper is silent on it; real Human3.6M cameras "
+                  "stand about 10 units away.")
 # Model: one flag per ModelConfig field (generated, so the flags and the config cannot drift).
 _DEFINE = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}
 for _flag in config_lib.flag_fields():
@@ -103,6 +109,7 @@ def check_run_flags():
     if not 0 <= FLAGS.keypoint_dropout_rate < 1:
         raise ValueError(f"--keypoint_dropout_rate must be in [0, 1), got "
                          f"{FLAGS.keypoint_dropout_rate!r}")
+    _projection_depth()
     if FLAGS.init_checkpoint:
         given = FLAGS.init_checkpoint
         path = tf.train.latest_checkpoint(given) if tf.io.gfile.isdir(given) else given
@@ -153,13 +160,21 @@ def main(argv):
         raise ValueError(f"training stopped: {err}") from None  # one line, exit 2
 
 
+def _projection_depth():
+    """--projection_depth as (low, high); ValueError naming the flag."""
+    try:
+        return augmentation.check_depth_range(FLAGS.projection_depth)
+    except ValueError as err:
+        raise ValueError(f"--projection_depth: {err}") from None
+
+
 def _train(config, source, strategy, val_set):
     loop.run(
         model_dir=FLAGS.model_dir, config=config, source=source, batch_size=FLAGS.batch_size,
         num_steps=FLAGS.num_steps, learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
         strategy=strategy, steps_per_loop=FLAGS.steps_per_loop, init_checkpoint=FLAGS.init_checkpoint,
         augmentation=FLAGS.augmentation, keypoint_dropout_rate=FLAGS.keypoint_dropout_rate,
-        summary_every=FLAGS.summary_every,
+        projection_depth=_projection_depth(), summary_every=FLAGS.summary_every,
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
         keep_checkpoints=FLAGS.keep_checkpoints, run_eagerly=FLAGS.run_eagerly,
         jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,

@@ -397,6 +397,53 @@ def test_random_camera_projection_deterministic_and_in_range():
         atol=1e-6)
 
 
+def _rotated_numpy(poses, angles):
+    """Independent reference: the 3D rotated by R = Rz(az) Ry(el) Rx(roll) (row vectors)."""
+    az, el, ro = (angles[..., k].astype(np.float64) for k in range(3))
+    ca, sa, ce, se, cr, sr = np.cos(az), np.sin(az), np.cos(el), np.sin(el), np.cos(ro), np.sin(ro)
+    rot = np.stack([np.stack([ca * ce, ca * se * sr - sa * cr, ca * se * cr + sa * sr], -1),
+                    np.stack([sa * ce, sa * se * sr + ca * cr, sa * se * cr - ca * sr], -1),
+                    np.stack([-se, ce * sr, ce * cr], -1)], -2)
+    return np.einsum("...jk,...ik->...ji", poses.astype(np.float64), rot)
+
+
+def test_random_camera_distance_range_draws_one_distance_per_pose_from_its_own_stream():
+    rng = np.random.default_rng(6)
+    poses = rng.normal(0.0, 0.5, size=(200, 2, 13, 3)).astype(np.float32)
+    seed = tf.constant([3, 9], tf.int64)
+    fixed, fixed_depth, fixed_angles = augmentation.random_camera_projection(
+        poses, seed, return_angles=True, return_depth=True)
+    # The default is the authors' constant 2, and a degenerate range is that constant, bit for bit.
+    for same in (2.0, (2.0, 2.0), [2]):
+        np.testing.assert_array_equal(
+            augmentation.random_camera_projection(poses, seed, depth=same).numpy(), fixed.numpy())
+    ranged, joint_depth, angles = augmentation.random_camera_projection(
+        poses, seed, depth=(4.0, 12.0), return_angles=True, return_depth=True)
+    # The angles are those of the fixed-distance call: the distances come from a stream of their own.
+    np.testing.assert_array_equal(angles.numpy(), fixed_angles.numpy())
+    rotated = _rotated_numpy(poses, angles.numpy())
+    np.testing.assert_allclose(fixed_depth.numpy(), rotated[..., 0] + 2.0, atol=1e-5)
+    distance = joint_depth.numpy() - rotated[..., 0]  # the camera's distance, per joint
+    assert distance.shape == (200, 2, 13)
+    np.testing.assert_allclose(distance, distance[..., :1].repeat(13, -1), atol=1e-5)  # one per pose
+    per_pose = distance[..., 0]
+    assert per_pose.min() >= 4.0 - 1e-5 and per_pose.max() <= 12.0 + 1e-5
+    assert per_pose.min() < 4.5 and per_pose.max() > 11.5 and 7.0 < per_pose.mean() < 9.0  # uniform
+    assert np.all(per_pose[:, 0] != per_pose[:, 1])  # anchor and positive: their own distances
+    # The projection is the pinhole at that distance: x = -Y' / (X' + d), y = -Z' / (X' + d).
+    d = per_pose[..., None]
+    expected = np.stack([-rotated[..., 1] / (rotated[..., 0] + d),
+                         -rotated[..., 2] / (rotated[..., 0] + d)], -1)
+    np.testing.assert_allclose(ranged.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, (5.0, 4.0), (1.0, 2.0, 3.0), (2.0, float("inf")), "x"])
+def test_random_camera_distance_rejects_bad_ranges(bad):
+    with pytest.raises(ValueError):
+        augmentation.random_camera_projection(np.zeros((2, 13, 3), np.float32),
+                                              tf.constant([0, 1], tf.int64), depth=bad)
+
+
 def test_random_camera_projection_inside_tf_data_map():
     poses = np.random.default_rng(6).normal(0.0, 0.5, size=(8, 13, 3)).astype(np.float32)
     dataset = tf.data.Dataset.from_tensor_slices(poses).enumerate().map(

@@ -60,3 +60,36 @@ def test_every_flagfile_parses_and_documents_its_command():
             assert parsed["launch/h36m_vae.flags"]["algorithm"] == "vae"
             assert parsed["launch/h36m_vae.flags"]["fusion"] == "moe"  # inherited
             assert parsed["launch/h36m_ablation_no_inter.flags"]["disentangle_loss_weight"] == "0.0"
+
+
+def test_the_shipped_flagfile_is_the_recipe_the_shipped_encoder_was_trained_with():
+    """launch/synthetic_shipped.flags, parsed by the pretraining binary, gives every flag the shipped
+    export's metadata records (the world's path compared from its repository-relative part on), so
+    the flagfile cannot drift from the encoder it says it reproduces."""
+    metadata_path = ROOT / "cv_mim" / "pretrained" / "synthetic_cv_mim" / "cv_mim_export.json"
+    recorded = json.loads(metadata_path.read_text())["pretrain_flags"]
+    code = ("import json\nfrom absl import flags\nimport cv_mim.pretrain\n"
+            "flags.FLAGS(['prog', '--flagfile=launch/synthetic_shipped.flags'])\n"
+            "ours = {f.name for m, fs in flags.FLAGS.flags_by_module_dict().items()\n"
+            "        if m.startswith('cv_mim') for f in fs}\n"
+            "print(json.dumps({k: [str(v), bool(flags.FLAGS[k].present)]\n"
+            "                  for k, v in flags.FLAGS.flag_values_dict().items() if k in ours}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    parsed = json.loads(proc.stdout.strip().splitlines()[-1])
+    # A flag added after the shipped run is not in its record: the flagfile must leave it at its
+    # default (which, by the rule that a new option's default is the old behaviour, is what ran).
+    newer = {k for k in parsed if k not in recorded}
+    assert not {k for k in newer if parsed[k][1]}, "the flagfile sets flags the shipped run lacked"
+    parsed = {k: value for k, (value, _) in parsed.items() if k in recorded}
+    # The world is found by the path's repository-relative part; where the run wrote its checkpoints
+    # is not part of the recipe.
+    paths = {"data_dir", "model_dir"}
+    assert parsed["data_dir"].startswith("runs/"), parsed["data_dir"]
+    assert str(recorded["data_dir"]).endswith("/" + parsed["data_dir"]), recorded["data_dir"]
+    # Every other flag of the project's own (absl's built-ins are not the recipe).
+    assert len(parsed) > 40
+    differ = {k: (recorded[k], parsed[k]) for k in sorted(set(parsed) - paths)
+              if str(recorded[k]) != parsed[k]}
+    assert not differ, f"launch/synthetic_shipped.flags differs from the shipped run: {differ}"

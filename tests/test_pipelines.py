@@ -143,12 +143,33 @@ def test_keypoint_dropout_marks_joints_missing_and_changes_nothing_else(augmenta
     assert not np.array_equal(np.all(a1 == 0, -1), np.all(p1 == 0, -1))
 
 
+def test_projection_depth_changes_only_the_projected_views():
+    src = _source(n=64, c=4, seed=3)
+    kw = dict(batch_size=512, seed=7, augmentation="mixed")
+    (a0, p0), = _take(pipeline.make_pair_dataset(src, **kw), 1)
+    (a1, p1), = _take(pipeline.make_pair_dataset(src, projection_depth=(2.0, 2.0), **kw), 1)
+    np.testing.assert_array_equal(a0, a1)  # a degenerate range is the default, bit for bit
+    np.testing.assert_array_equal(p0, p1)
+    (a2, p2), = _take(pipeline.make_pair_dataset(src, projection_depth=(8.0, 12.0), **kw), 1)
+    (ra, rp), = _take(pipeline.make_pair_dataset(src, **dict(kw, augmentation="none")), 1)
+    for before, after, real_view in ((a0, a2, ra), (p0, p2, rp)):
+        changed = np.abs(before - after).max(axis=(1, 2)) > 1e-6
+        real = np.abs(before - real_view).max(axis=(1, 2)) < 1e-6  # the view a real camera gave
+        assert 0.4 < real.mean() < 0.6
+        # Every projected view moves with the distance and no real one does (same frames, cameras
+        # and mixing draws).
+        np.testing.assert_array_equal(changed, ~real)
+    # Farther cameras foreshorten less: the normalised 2D of a projected view moves with the distance.
+    assert np.abs(a0 - a2).max() > 0.05
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(augmentation="flip"), "augmentation must be one of"),
     (dict(batch_size=0), "batch_size must be positive"),
     (dict(projection_probability=1.5), "projection_probability"),
     (dict(keypoint_dropout_rate=1.0), "keypoint_dropout_rate must be in"),
     (dict(keypoint_dropout_rate=-0.1), "keypoint_dropout_rate must be in"),
+    (dict(projection_depth=(3.0, 1.0)), "camera distance range"),
 ])
 def test_bad_arguments(kwargs, match):
     args = dict(batch_size=4, seed=0)

@@ -310,6 +310,28 @@ def test_binary_bad_input_is_one_clear_line_not_a_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_projection_depth_reaches_the_training_batches(tmp_path, source):
+    losses = {}
+    for depth in (2.0, (8.0, 12.0)):  # (the pipeline's tests check that (2, 2) is 2 bit for bit)
+        model_dir = str(tmp_path / f"m{depth}")
+        loop.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,
+                 num_steps=1, log_every=1, summary_every=1, projection_depth=depth)
+        rows = [json.loads(l) for l in open(os.path.join(model_dir, "metrics.jsonl"))]
+        losses[depth] = rows[0]["encoder/total_loss"]
+    assert np.isfinite(losses[(8.0, 12.0)]) and losses[(8.0, 12.0)] != losses[2.0]
+
+
+@pytest.mark.parametrize("value", ["5,4", "0", "two"])
+def test_binary_bad_projection_depth_is_one_line_naming_the_flag(tmp_path, value):
+    proc = subprocess.run([sys.executable, "-m", "cv_mim.pretrain", f"--model_dir={tmp_path}",
+                           f"--data_dir={H36M}", f"--projection_depth={value}"],
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error: --projection_depth: " in proc.stderr and "Traceback" not in proc.stderr
+    assert not os.listdir(tmp_path)  # refused before anything is written
+
+
 def test_config_mismatch_leaves_the_original_flags_json(tmp_path, source):
     model_dir = str(tmp_path / "m")
     loop.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,

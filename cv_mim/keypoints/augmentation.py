@@ -46,7 +46,15 @@ def rotation_matrices(azimuth, elevation, roll):
     return tf.stack([tf.stack(row, axis=-1) for row in rows], axis=-2)
 
 
-def project_with_angles(keypoints_3d, azimuth, elevation, roll, depth=2.0, return_depth=False):
+# The authors' virtual camera distance: 1 / (2D scale unit 0.5), in normalised 3D units (spine = 1,
+# about 0.5 m, so about 1 m from the hip; real Human3.6M cameras stand 4.8-5.8 m away, about 10 units).
+DEFAULT_DEPTH = 2.0
+# fold_in constant of the per-pose distance stream (independent of the angles' stream).
+_DEPTH_STREAM = 0xDE
+
+
+def project_with_angles(keypoints_3d, azimuth, elevation, roll, depth=DEFAULT_DEPTH,
+                        return_depth=False):
     """Rotates normalised 3D poses and projects them through the virtual camera (no randomness).
 
     The pose is rotated by ``R = rotation_matrices(azimuth, elevation, roll)`` about its origin
@@ -69,7 +77,7 @@ def project_with_angles(keypoints_3d, azimuth, elevation, roll, depth=2.0, retur
     Args:
       keypoints_3d: [..., J, 3] float tensor, normalised 3D (world z-up, x/y horizontal).
       azimuth, elevation, roll: radians, broadcastable to ``keypoints_3d.shape[:-2]``.
-      depth: normalised camera distance.
+      depth: normalised camera distance: a number, or a tensor broadcastable to [..., J].
 
     Returns:
       [..., J, 2] image-plane coordinates (x right, y down), dtype of keypoints_3d.
@@ -96,9 +104,24 @@ def project_with_angles(keypoints_3d, azimuth, elevation, roll, depth=2.0, retur
     return (projected, x_w + tf.cast(depth, dtype)) if return_depth else projected
 
 
+def check_depth_range(depth):
+    """(low, high) of a virtual camera distance given as one number or a (low, high) pair; raises
+    ValueError unless 0 < low <= high."""
+    if isinstance(depth, (int, float)):
+        low = high = float(depth)
+    else:
+        values = [float(v) for v in depth]
+        if len(values) not in (1, 2):
+            raise ValueError(f"a camera distance is one number or (low, high), got {depth!r}")
+        low, high = values[0], values[-1]
+    if not (0 < low <= high and math.isfinite(high)):
+        raise ValueError(f"camera distance range must satisfy 0 < low <= high, got ({low}, {high})")
+    return low, high
+
+
 def random_camera_projection(keypoints_3d, seed, azimuth_range=(-math.pi, math.pi),
                              elevation_range=(-math.pi / 6, math.pi / 6),
-                             roll_range=(-math.pi / 6, math.pi / 6), depth=2.0,
+                             roll_range=(-math.pi / 6, math.pi / 6), depth=DEFAULT_DEPTH,
                              return_angles=False, return_depth=False):
     """Camera augmentation (paper §4.2): projection of each pose from a random virtual camera.
 
@@ -115,7 +138,9 @@ def random_camera_projection(keypoints_3d, seed, azimuth_range=(-math.pi, math.p
       keypoints_3d: [..., J, 3] normalised 3D poses (world z-up), e.g. the 13 canonical joints.
       seed: shape [2] integer tensor.
       azimuth_range, elevation_range, roll_range: (low, high) in radians.
-      depth: normalised camera distance (2.0 as the authors).
+      depth: normalised camera distance (2.0 as the authors), or a (low, high) range: then one
+        distance per pose is drawn uniformly from it, from a stream of its own (the angles are
+        those of a fixed depth with the same seed). A range with low == high is that fixed depth.
       return_angles: also return the sampled angles.
       return_depth: also return [..., J] each joint's depth in front of the virtual camera.
 
@@ -139,6 +164,14 @@ def random_camera_projection(keypoints_3d, seed, azimuth_range=(-math.pi, math.p
     low = tf.constant([azimuth_range[0], elevation_range[0], roll_range[0]], dtype=dtype)
     high = tf.constant([azimuth_range[1], elevation_range[1], roll_range[1]], dtype=dtype)
     angles = low + (high - low) * uniform
+    depth_low, depth_high = check_depth_range(depth)
+    if depth_low == depth_high:
+        depth = depth_low
+    else:  # one distance per pose, [..., 1] so that it broadcasts over the joints
+        draw = tf.random.stateless_uniform(
+            tf.concat([batch_shape, [1]], axis=0),
+            seed=tf.random.experimental.stateless_fold_in(seed, _DEPTH_STREAM), dtype=dtype)
+        depth = depth_low + (depth_high - depth_low) * draw
     projected = project_with_angles(keypoints_3d, angles[..., 0], angles[..., 1], angles[..., 2],
                                     depth=depth, return_depth=return_depth)
     if return_depth:

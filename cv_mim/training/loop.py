@@ -38,6 +38,7 @@ from cv_mim import records
 from cv_mim.algorithms import config as config_lib
 from cv_mim.algorithms import registry
 from cv_mim.algorithms import step as step_lib
+from cv_mim.keypoints import augmentation as augmentation_lib
 from cv_mim.training import checkpoints
 from cv_mim.training import distribution
 from cv_mim.training import locking
@@ -75,6 +76,7 @@ def run(*, model_dir: str, config: config_lib.ModelConfig, source: pipeline.Pair
         seed: int = 0, strategy: Union[str, tf.distribute.Strategy] = "default",
         devices: Optional[Sequence[str]] = None, init_checkpoint: Optional[str] = None,
         augmentation: str = "mixed", keypoint_dropout_rate: float = 0.0,
+        projection_depth=augmentation_lib.DEFAULT_DEPTH,
         summary_every: int = 100, checkpoint_every: int = 10_000, log_every: int = 100,
         steps_per_loop: int = 1, keep_checkpoints: int = 5, run_eagerly: bool = False,
         jit_compile: bool = False, mixed_precision: bool = False,
@@ -94,7 +96,8 @@ def run(*, model_dir: str, config: config_lib.ModelConfig, source: pipeline.Pair
       strategy: a name of ``distribution.STRATEGIES`` or a strategy already created (a multi-worker
         strategy must be created before any other TensorFlow op of the process).
       init_checkpoint: checkpoint to initialise the networks from when model_dir has none.
-      augmentation, keypoint_dropout_rate: see :func:`cv_mim.pipeline.make_pair_dataset`.
+      augmentation, keypoint_dropout_rate, projection_depth: see
+        :func:`cv_mim.pipeline.make_pair_dataset`.
       summary_every, checkpoint_every, log_every: steps between scalars (and the last step), between
         checkpoints (and the last step), between progress lines.
       steps_per_loop: at most this many steps per compiled call; a call never crosses a summary,
@@ -150,7 +153,7 @@ def run(*, model_dir: str, config: config_lib.ModelConfig, source: pipeline.Pair
             make_dataset = lambda: pipeline.make_pair_dataset(  # noqa: E731
                 source, batch_size=batch_size, seed=seed, augmentation=augmentation,
                 start_batch=start, keypoint_dropout_rate=keypoint_dropout_rate,
-                num_batches=stop - start)
+                projection_depth=projection_depth, num_batches=stop - start)
             mode = "eager" if run_eagerly else ("XLA" if jit_compile else "tf.function")
             log.info("training %s for steps %d..%d: global batch %d on %d replica(s) in %d "
                      "worker(s), %s, up to %d step(s) per call", config.algorithm, start + 1, stop,
