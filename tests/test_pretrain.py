@@ -392,6 +392,28 @@ def test_corrupted_newest_checkpoint_falls_back_to_newest_intact(tmp_path, sourc
                for r in caplog.records), [r.message for r in caplog.records]
 
 
+def test_a_relative_model_dir_resumes_and_keeps_its_checkpoint_list(tmp_path, source, monkeypatch):
+    """The flagfiles' --model_dir=runs/... is relative: a resume must find the checkpoints (the state
+    file's entries were once joined to model_dir twice, so every such resume stopped with 'no intact
+    checkpoint'), and dropping checkpoints must leave a state file that reads back."""
+    import logging  # pylint: disable=import-outside-toplevel
+    monkeypatch.chdir(tmp_path)
+    model_dir, cfg = os.path.join("runs", "m"), _small_config()
+    loop.run(model_dir=model_dir, config=cfg, source=source, batch_size=16, num_steps=2,
+             checkpoint_every=1)
+    summary = loop.run(model_dir=model_dir, config=cfg, source=source, batch_size=16, num_steps=3,
+                       checkpoint_every=1)
+    assert summary["start_step"] == 2 and summary["final_step"] == 3
+    assert checkpoints.list_checkpoints(model_dir) == [os.path.join(model_dir, f"ckpt-{n}")
+                                                       for n in (1, 2, 3)]
+    kept = checkpoints.drop_checkpoints_from(model_dir, 2, logging.getLogger("test"))
+    assert kept == os.path.join(model_dir, "ckpt-1")
+    assert checkpoints.list_checkpoints(model_dir) == [kept]
+    assert tf.train.latest_checkpoint(model_dir) == kept
+    summary = loop.run(model_dir=model_dir, config=cfg, source=source, batch_size=16, num_steps=2)
+    assert summary["start_step"] == 1 and summary["final_step"] == 2
+
+
 def test_every_checkpoint_unreadable_is_an_error_not_a_fresh_start(tmp_path, source):
     model_dir = str(tmp_path / "m")
     loop.run(model_dir=model_dir, config=_small_config(), source=source, batch_size=16,

@@ -93,7 +93,9 @@ def list_checkpoints(model_dir):
     except (tf.errors.OpError, ValueError):  # text_format parse errors are ValueError subclasses
         state = None
     if state is not None and state.all_model_checkpoint_paths:
-        paths = [p if os.path.isabs(p) or "://" in p else os.path.join(model_dir, p)
+        # get_checkpoint_state has already joined relative entries to model_dir (joining them again
+        # broke every resume under a relative --model_dir); the checkpoints are model_dir's own.
+        paths = [os.path.join(model_dir, os.path.basename(p))
                  for p in state.all_model_checkpoint_paths]
     else:
         paths = [p[:-len(".index")] for p in tf.io.gfile.glob(os.path.join(model_dir, "ckpt-*.index"))]
@@ -169,8 +171,10 @@ def drop_checkpoints_from(model_dir, first_bad_step, log):
             log.warning("removed checkpoint %s: its weights gave a non-finite loss", path)
     state = os.path.join(model_dir, "checkpoint")
     if keep:
+        # The paths are as seen from here (list_checkpoints' own); TensorFlow writes them relative
+        # to model_dir, rewriting the list it is given in place, hence the copy.
         tf.compat.v1.train.update_checkpoint_state(
-            model_dir, keep[-1], all_model_checkpoint_paths=keep)
+            model_dir, keep[-1], all_model_checkpoint_paths=list(keep))
     elif tf.io.gfile.exists(state):
         tf.io.gfile.remove(state)
     return keep[-1] if keep else None
