@@ -414,7 +414,7 @@ def test_random_camera_distance_range_draws_one_distance_per_pose_from_its_own_s
     fixed, fixed_depth, fixed_angles = augmentation.random_camera_projection(
         poses, seed, return_angles=True, return_depth=True)
     # The default is the authors' constant 2, and a degenerate range is that constant, bit for bit.
-    for same in (2.0, (2.0, 2.0), [2]):
+    for same in (2.0, (2.0, 2.0), [2], np.float32(2.0), tf.constant(2.0)):
         np.testing.assert_array_equal(
             augmentation.random_camera_projection(poses, seed, depth=same).numpy(), fixed.numpy())
     ranged, joint_depth, angles = augmentation.random_camera_projection(
@@ -437,7 +437,8 @@ def test_random_camera_distance_range_draws_one_distance_per_pose_from_its_own_s
     np.testing.assert_allclose(ranged.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("bad", [0.0, -1.0, (5.0, 4.0), (1.0, 2.0, 3.0), (2.0, float("inf")), "x"])
+@pytest.mark.parametrize("bad", [0.0, -1.0, (5.0, 4.0), (1.0, 2.0, 3.0), (2.0, float("inf")), "x",
+                                 "12", True])
 def test_random_camera_distance_rejects_bad_ranges(bad):
     with pytest.raises(ValueError):
         augmentation.random_camera_projection(np.zeros((2, 13, 3), np.float32),

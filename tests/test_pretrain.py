@@ -321,6 +321,23 @@ def test_projection_depth_reaches_the_training_batches(tmp_path, source):
     assert np.isfinite(losses[(8.0, 12.0)]) and losses[(8.0, 12.0)] != losses[2.0]
 
 
+def test_the_binary_passes_projection_depth_to_the_loop(tmp_path):
+    """--projection_depth reaches loop.run as (low, high) (the loop's own test shows it reaches the
+    batches); the default is the authors' constant."""
+    code = ("import sys\nfrom absl import flags\nfrom cv_mim import pretrain\n"
+            "seen = {}\npretrain.loop.run = lambda **kw: seen.update(kw)\n"
+            "for argv in (['p'], ['p', '--projection_depth=8,12']):\n"
+            f"    flags.FLAGS(argv + ['--model_dir={tmp_path}'])\n"
+            "    pretrain._train(None, None, None, None)\n"
+            "    print('DEPTH', seen['projection_depth'])\n"
+            "    flags.FLAGS.unparse_flags()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert [l for l in out.stdout.splitlines() if l.startswith("DEPTH")] == [
+        "DEPTH (2.0, 2.0)", "DEPTH (8.0, 12.0)"]
+
+
 @pytest.mark.parametrize("value", ["5,4", "0", "two"])
 def test_binary_bad_projection_depth_is_one_line_naming_the_flag(tmp_path, value):
     proc = subprocess.run([sys.executable, "-m", "cv_mim.pretrain", f"--model_dir={tmp_path}",

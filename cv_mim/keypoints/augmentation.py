@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from cv_mim.keypoints import cameras
 
 
@@ -107,10 +109,12 @@ def project_with_angles(keypoints_3d, azimuth, elevation, roll, depth=DEFAULT_DE
 def check_depth_range(depth):
     """(low, high) of a virtual camera distance given as one number or a (low, high) pair; raises
     ValueError unless 0 < low <= high."""
-    if isinstance(depth, (int, float)):
+    if isinstance(depth, (str, bytes, bool)):
+        raise ValueError(f"a camera distance is a number or (low, high), got {depth!r}")
+    if np.ndim(depth) == 0:  # Python, numpy or scalar-tensor numbers
         low = high = float(depth)
     else:
-        values = [float(v) for v in depth]
+        values = [float(v) for v in np.asarray(depth).reshape(-1)]
         if len(values) not in (1, 2):
             raise ValueError(f"a camera distance is one number or (low, high), got {depth!r}")
         low, high = values[0], values[-1]
