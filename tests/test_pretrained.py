@@ -39,6 +39,8 @@ def test_shipped_export_is_small_and_its_card_matches_its_metadata(shipped):
     assert card["hidden_dim"] == meta["model_config"]["hidden_dim"]
     assert card["seed"] == meta["pretrain_flags"]["seed"]
     assert "launch/synthetic_shipped.flags" in card["command"]
+    depth = ",".join(meta["pretrain_flags"].get("projection_depth", ["2.0"]))
+    assert f"--projection_depth={depth}" in card["camera_augmentation"], (depth, card)
     # The measured numbers are real measurements with a stated n, not placeholders.
     for row in card["measured"]:
         assert {"what", "data", "value", "n"} <= set(row), row
