@@ -12,6 +12,8 @@ the paper's and the authors' default (fact sheet §3.2).
 * :func:`discriminator_loss`, :func:`gradient_penalty`, :func:`generator_loss` — prior matching,
   Eq. 9–10.
 * :func:`reconstruction_loss`, :func:`gaussian_kl_loss` — the cross-reconstruction baselines (Eq. 12).
+* :func:`cross_view_discrepancy` — how far apart two views' embeddings of one pose are, as a fraction
+  of the embedding's spread: a monitor, and the optional alignment term (not in the paper).
 """
 
 import math
@@ -281,3 +283,33 @@ def gaussian_kl_loss(mean, log_var, scale="authors"):
     per_dim = -0.5 * (1.0 + log_var - tf.square(mean) - tf.exp(log_var))
     reduce = tf.reduce_sum if scale == "authors" else tf.reduce_mean
     return tf.reduce_mean(reduce(per_dim, axis=-1))
+
+
+def cross_view_discrepancy(a, b, *, stop_scale_gradient=True):
+    """The share of an embedding's spread by which two views of the same poses differ.
+
+        d = mean_i ‖a_i − b_i‖² / (2 · Σ_k Var_k),
+
+    with Var_k the variance of dimension k over the 2B rows of [a; b]. 0 when the two views embed
+    identically; about 1 when a and b are unrelated draws of the same distribution
+    (E‖a − b‖² = 2 Σ Var); 0 also for a constant embedding (the spread is floored at 1e-12). It is
+    unchanged by scaling the embedding, so the encoder cannot lower it by shrinking z_p. With
+    ``stop_scale_gradient`` (the training term) the spread is a constant of the step: the gradient
+    only pulls each pair together, and inflating the spread does not pay.
+
+    Not in the paper: Eq. 5's cross-view JSD term scores raw dot products, which a view-dependent
+    direction orthogonal to the poses' does not change (BUILD_NOTES §1, §14).
+
+    Args:
+      a, b: [B, D] the two views' embeddings (row i of each: the same 3D pose).
+    Returns:
+      Scalar.
+    """
+    a = tf.convert_to_tensor(a, tf.float32)
+    b = tf.convert_to_tensor(b, tf.float32)
+    both = tf.concat([a, b], axis=0)
+    spread = tf.reduce_sum(tf.math.reduce_variance(both, axis=0))
+    if stop_scale_gradient:
+        spread = tf.stop_gradient(spread)
+    distance = tf.reduce_mean(tf.reduce_sum(tf.square(a - b), axis=-1))
+    return distance / (2.0 * tf.maximum(spread, 1e-12))

@@ -160,9 +160,21 @@ def test_model_config_validation_and_round_trip():
         config_lib.ModelConfig.from_dict({"algorithm": "cv_mim", "lambda9": 1})
     with pytest.raises(ValueError, match="view_loss_weight must be a finite number >= 0"):
         config_lib.ModelConfig(view_loss_weight=-1)
-    for name in ("view_loss_weight", "prior_loss_weight", "gradient_penalty_weight"):
+    for name in ("view_loss_weight", "prior_loss_weight", "gradient_penalty_weight",
+                 "alignment_loss_weight"):
         with pytest.raises(ValueError, match=f"{name} must be a finite number"):
             config_lib.ModelConfig(**{name: float("nan")})  # NaN passes a plain "< 0" check
+    with pytest.raises(ValueError, match="alignment_loss_weight must be a finite number >= 0"):
+        config_lib.ModelConfig(alignment_loss_weight=-0.5)
+    # Not in the paper, so off by default; a CV-MIM term, refused (not ignored) for a baseline.
+    assert config_lib.ModelConfig().alignment_loss_weight == 0.0
+    with pytest.raises(ValueError, match="alignment_loss_weight is a CV-MIM term; vae does not"):
+        config_lib.ModelConfig(algorithm="vae", alignment_loss_weight=1.0)
+    assert config_lib.ModelConfig(algorithm="vae").alignment_loss_weight == 0.0
+    # A model_config.json written before the field existed is Eq. 11 as written.
+    old = json.loads(config_lib.ModelConfig().to_json())
+    del old["alignment_loss_weight"]
+    assert config_lib.ModelConfig.from_dict(old).alignment_loss_weight == 0.0
 
 
 @pytest.mark.slow
@@ -251,7 +263,9 @@ def test_pretraining_flags_are_generated_from_every_config_field():
         if f.field != "kl_weight":
             assert f.default == getattr(default, f.field), f.name
     # Non-default values for every flag, parsed by the real binary's flag definitions.
-    odd = {"algorithm": "dim", "pose_embedding_dim": 7, "view_embedding_dim": 9, "hidden_dim": 33,
+    # cv_mim, not a baseline: --alignment_loss_weight > 0 is refused for the baselines (the
+    # --algorithm flag's other values are parsed by every launch/ flagfile, tests/test_launch.py).
+    odd = {"algorithm": "cv_mim", "alignment_loss_weight": 1.5, "pose_embedding_dim": 7, "view_embedding_dim": 9, "hidden_dim": 33,
            "num_blocks": 3, "layers_per_block": 1, "dropout_rate": 0.1, "fusion": "cat",
            "view_loss_weight": 1.5, "disentangle_loss_weight": 0.25, "prior_loss_weight": 2.0,
            "loss_weighting": "single_cross_view", "club_variant": "authors",

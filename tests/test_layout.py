@@ -23,7 +23,7 @@ BINARIES = ("pretrain", "export", "embed", "retrieval", "action_recognition", "v
 RANK = {name: i for i, name in enumerate(ORDER)}
 RANK["losses"] = RANK["networks"]
 NUMPY_ONLY = ("cv_mim.keypoints.profiles", "cv_mim.keypoints.cameras",
-              "cv_mim.keypoints.retrieval_metrics")
+              "cv_mim.keypoints.retrieval_metrics", "cv_mim.keypoints.probe")
 
 
 def _modules():

@@ -665,3 +665,72 @@ def test_info_nce_non_positive_temperature_raises():
     for temperature in (0.0, -1.0):
         with pytest.raises(ValueError, match="temperature"):
             losses.info_nce_loss(z, z, temperature=temperature)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-view discrepancy (the optional alignment term; not in the paper).
+
+
+def np_discrepancy(a, b):
+    """mean_i ‖a_i − b_i‖² / (2 Σ_k Var_k[a; b]), in float64 loops."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    rows = np.concatenate([a, b])
+    spread = sum(np.mean((rows[:, k] - rows[:, k].mean()) ** 2) for k in range(rows.shape[1]))
+    distance = np.mean([np.sum((a[i] - b[i]) ** 2) for i in range(len(a))])
+    return distance / (2 * spread)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cross_view_discrepancy_matches_numpy(seed):
+    rng = np.random.default_rng(40 + seed)
+    a, b = _rand(rng, 9, 5), _rand(rng, 9, 5)
+    np.testing.assert_allclose(_value(losses.cross_view_discrepancy(a, b)), np_discrepancy(a, b),
+                               rtol=1e-6)
+    # Not symmetric in a swapped row order: it pairs row i with row i.
+    assert _value(losses.cross_view_discrepancy(a, b[::-1])) != pytest.approx(
+        _value(losses.cross_view_discrepancy(a, b)), rel=1e-3)
+
+
+def test_cross_view_discrepancy_hand_values():
+    """By hand: a = [(1, 0), (0, 0)], b = 0. Rows of [a; b]: variance 1/4 − 1/16 = 3/16 in dim 0, 0 in
+    dim 1; mean squared distance (1 + 0)/2 = 1/2 → (1/2) / (2·3/16) = 4/3. Identical views give 0,
+    a constant embedding 0 (not NaN), and scaling both views changes nothing."""
+    a = np.array([[1, 0], [0, 0]], np.float32)
+    b = np.zeros((2, 2), np.float32)
+    np.testing.assert_allclose(_value(losses.cross_view_discrepancy(a, b)), 4 / 3, rtol=1e-6)
+    assert _value(losses.cross_view_discrepancy(a, a)) == 0.0
+    assert _value(losses.cross_view_discrepancy(b, b)) == 0.0
+    np.testing.assert_allclose(_value(losses.cross_view_discrepancy(7 * a, 7 * b)), 4 / 3, rtol=1e-6)
+    # Unrelated draws of one distribution: about 1.
+    rng = np.random.default_rng(3)
+    big = _rand(rng, 4000, 8), _rand(rng, 4000, 8)
+    assert _value(losses.cross_view_discrepancy(*big)) == pytest.approx(1.0, abs=0.03)
+
+
+def test_cross_view_discrepancy_gradient_only_pulls_pairs_together():
+    """With the spread S held constant (the training term) ∂/∂a_i = (a_i − b_i)/(B·S); the hand case
+    above gives (8/3, 0) for a_0 and 0 for a_1. Without the stop the spread's gradient is added: the
+    finite difference of the NumPy function."""
+    a = tf.constant([[1, 0], [0, 0]], tf.float32)
+    b = tf.zeros((2, 2))
+    with tf.GradientTape() as tape:
+        tape.watch(a)
+        value = losses.cross_view_discrepancy(a, b)
+    np.testing.assert_allclose(tape.gradient(value, a).numpy(), [[8 / 3, 0], [0, 0]], rtol=1e-6)
+
+    rng = np.random.default_rng(5)
+    a, b = _rand(rng, 6, 3), _rand(rng, 6, 3)
+    spread = np.concatenate([a, b]).astype(np.float64).var(axis=0).sum()
+    at = tf.constant(a)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(at)
+        held = losses.cross_view_discrepancy(at, b)
+        free = losses.cross_view_discrepancy(at, b, stop_scale_gradient=False)
+    np.testing.assert_allclose(tape.gradient(held, at).numpy(), (a - b) / (6 * spread), rtol=1e-5)
+    numeric = np.zeros_like(a, np.float64)
+    for idx in np.ndindex(a.shape):
+        step = np.zeros_like(a, np.float64)
+        step[idx] = 1e-6
+        numeric[idx] = (np_discrepancy(a + step, b) - np_discrepancy(a - step, b)) / 2e-6
+    np.testing.assert_allclose(tape.gradient(free, at).numpy(), numeric, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(numeric, (a - b) / (6 * spread), rtol=1e-3)

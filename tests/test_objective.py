@@ -94,6 +94,12 @@ def np_objective(cfg, o):
               for v in views)
     factor = {"paper": 2.0, "single_cross_view": 1.0, "authors": 2.0}[cfg.loss_weighting]
     enc = rep + factor * cfg.view_loss_weight * np_jsd_loss(o["pose_a"], o["pose_p"])
+    if cfg.alignment_loss_weight > 0:  # not in the paper: the two views' z_p pulled together
+        # The spread is a constant of the step (held fixed by the gradient test below).
+        spread = o.get("alignment_spread",
+                       np.concatenate([o["pose_a"], o["pose_p"]]).var(axis=0).sum())
+        enc += cfg.alignment_loss_weight * (np.mean(np.sum((o["pose_a"] - o["pose_p"]) ** 2, axis=1))
+                                            / (2 * spread))
     totals = {}
     if cfg.disentangle_loss_weight > 0:
         club = sum(np_club(o[f"q_mean_{v}"], o[f"q_log_var_{v}"], o[f"view_{v}"], cfg.club_variant)
@@ -147,6 +153,8 @@ CASES = {
     "fusion_poe": dict(_ODD, fusion="poe"),
     "minimax_generator": dict(_ODD, generator_loss="minimax"),
     "club_authors_variant": dict(_ODD, club_variant="authors"),
+    "alignment": dict(_ODD, alignment_loss_weight=2.5),
+    "alignment_authors": dict(_ODD, alignment_loss_weight=0.4, loss_weighting="authors"),
 }
 
 
@@ -171,7 +179,7 @@ def test_full_objective_matches_numpy_in_training_mode(case):
     _check(case, training=True, dropout=0.25)
 
 
-@pytest.mark.parametrize("case", ["defaults", "authors", "single_cross_view"])
+@pytest.mark.parametrize("case", ["defaults", "authors", "single_cross_view", "alignment"])
 def test_full_objective_matches_numpy_in_inference_mode(case):
     _check(case, training=False, dropout=0.25)
 
@@ -206,8 +214,11 @@ def test_numpy_reference_hand_values():
     assert np_club(m, m, y, "authors") == pytest.approx(0.0, abs=1e-12)
 
 
-def _encoder_objective(alg, cfg, anchor, positive, seed):
-    return np_objective(cfg, _outputs(alg, anchor, positive, seed, training=True))["encoder"]
+def _encoder_objective(alg, cfg, anchor, positive, seed, alignment_spread=None):
+    outputs = _outputs(alg, anchor, positive, seed, training=True)
+    if alignment_spread is not None:
+        outputs["alignment_spread"] = alignment_spread
+    return np_objective(cfg, outputs)["encoder"]
 
 
 # Cases where one term dominates E's gradient, so that a term's gradient path is checked on its own.
@@ -217,11 +228,13 @@ GRADIENT_CASES = dict(
     prior_dominant=dict(view_loss_weight=0.0, disentangle_loss_weight=0.0, prior_loss_weight=200.0),
     inter_dominant=dict(view_loss_weight=0.0, disentangle_loss_weight=200.0, prior_loss_weight=0.0,
                         loss_weighting="authors"),
+    alignment_dominant=dict(view_loss_weight=0.0, disentangle_loss_weight=0.0, prior_loss_weight=0.0,
+                            alignment_loss_weight=200.0),
 )
 
 
 @pytest.mark.parametrize("case", ["defaults", "authors", "club_dominant", "prior_dominant",
-                                  "inter_dominant"])
+                                  "inter_dominant", "alignment_dominant"])
 def test_encoder_gradient_matches_the_numpy_objective_by_finite_differences(case):
     """Gradient routing of the objective itself: the encoder's gradient (tape on compute_losses) along
     a random direction of E's and the local branch's weights equals the central difference of the
@@ -236,6 +249,9 @@ def test_encoder_gradient_matches_the_numpy_objective_by_finite_differences(case
     with tf.GradientTape() as tape:
         total = alg.compute_losses(anchor, positive, seed, training=True)["encoder"]["total_loss"]
     grads = tape.gradient(total, [v.value for v in variables])
+    # The alignment term's spread is a constant of the step (stop_gradient): held at its value here.
+    base_outputs = _outputs(alg, anchor, positive, seed, training=True)
+    spread = np.concatenate([base_outputs["pose_a"], base_outputs["pose_p"]]).var(axis=0).sum()
     rng = np.random.default_rng(0)
     base = [v.numpy() for v in variables]
     direction = [rng.normal(size=w.shape) * (np.std(w) + 1e-3) for w in base]
@@ -245,7 +261,7 @@ def test_encoder_gradient_matches_the_numpy_objective_by_finite_differences(case
     for sign in (1.0, -1.0):
         for v, w, d in zip(variables, base, direction):
             v.assign((w + sign * step * d).astype(np.float32))
-        values.append(_encoder_objective(alg, cfg, anchor, positive, seed))
+        values.append(_encoder_objective(alg, cfg, anchor, positive, seed, spread))
     for v, w in zip(variables, base):
         v.assign(w)
     numeric = (values[0] - values[1]) / (2 * step)

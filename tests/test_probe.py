@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from cv_mim.downstream import probe
+from cv_mim.keypoints import probe
 
 
 def _camera_features(rng, num_cameras=4, n=200, d=8, signal=6.0):

@@ -78,7 +78,7 @@ def test_evaluate_is_the_retrieval_binarys_number_and_eq6_on_validation_pairs(va
     encoder = contract.encoder_from_config(_config())
     encoder(tf.zeros([1, 13, 2]), training=False)
     values = validation.evaluate(encoder, val_set, mi_measure="jsd", batch_size=7)  # 6 chunks
-    assert set(values) == set(validation.METRICS)
+    assert set(values) == set(validation.REPORTED)
     pose = []
     for c in range(4):
         kp = tf.constant(val_set.keypoints_2d[:, c])
@@ -93,6 +93,39 @@ def test_evaluate_is_the_retrieval_binarys_number_and_eq6_on_validation_pairs(va
     assert 0 < values["retrieval/hit1_pmpjpe"] < 1  # an untrained encoder: neither none nor all
     mi = np.mean([_np_jsd_mi(pose[i], pose[j]) for i in range(4) for j in range(4) if i != j])
     assert values["cross_view_mi"] == pytest.approx(mi, rel=1e-5, abs=1e-5)
+    # The number to drive down: the retrieval report's camera probe of z_p, 10-frame blocks of each
+    # sequence held out together.
+    report = retrieval_lib.view_predictability({"z_p": pose}, val_set.sequences)["z_p"]
+    assert values["view_predictability"] == report["accuracy"]
+    assert 0 <= values["view_predictability"] <= 1
+    pose64 = pose.astype(np.float64)
+    discrepancy = np.mean([np.mean(np.sum((pose64[i] - pose64[j]) ** 2, axis=1))
+                           / (2 * np.concatenate([pose64[i], pose64[j]]).var(axis=0).sum())
+                           for i in range(4) for j in range(4) if i != j])
+    assert values["cross_view_discrepancy"] == pytest.approx(discrepancy, rel=1e-5)
+
+
+def test_validation_sequences_are_the_held_out_takes(val_set):
+    """Rows carry their "subject/action"; the probe's blocks never span two takes."""
+    assert val_set.sequences.shape == (40,)
+    assert sorted(set(val_set.sequences)) == [f"S9/{a} 1" for a in ("GolfSwing", "HandWaving",
+                                                                     "Squat", "Walk")]
+    # 4 takes x 30 frames in file order, every 3rd frame: 10 consecutive rows each.
+    np.testing.assert_array_equal(val_set.sequences.reshape(4, 10), np.repeat(
+        [[f"S9/{a} 1"] for a in ("Walk", "Squat", "GolfSwing", "HandWaving")], 10, axis=1))
+    with pytest.raises(ValueError, match="validation sequences must be"):
+        validation.ValidationSet(keypoints_2d=val_set.keypoints_2d, poses_3d=val_set.poses_3d,
+                                 camera_ids=val_set.camera_ids, sequences=val_set.sequences[:-1])
+
+
+def test_too_few_frames_for_a_held_out_split_give_nan_predictability(val_set):
+    """Two frames of one sequence are one block: no held-out split, NaN (not a crash)."""
+    encoder = contract.encoder_from_config(_config())
+    short = validation.ValidationSet(keypoints_2d=val_set.keypoints_2d[:2],
+                                     poses_3d=val_set.poses_3d[:2], camera_ids=val_set.camera_ids)
+    values = validation.evaluate(encoder, short)
+    assert math.isnan(values["view_predictability"])
+    assert math.isfinite(values["cross_view_discrepancy"])
 
 
 # Scripted validation values by step: NaN is never the best; 0.9 at step 4 stays the best after the
@@ -108,7 +141,8 @@ def scripted_run(tmp_path_factory, source, val_set):
     def scripted(encoder, data, **kwargs):
         step = scripted.steps.pop(0)
         return {"retrieval/hit1_pmpjpe": SCRIPT[step], "retrieval/hit1_exact": step / 10,
-                "cross_view_mi": -float(step)}
+                "cross_view_mi": -float(step), "view_predictability": 1 - step / 10,
+                "cross_view_discrepancy": step / 100}
 
     scripted.steps = [2, 4, 6]
     kwargs = dict(model_dir=model_dir, config=_config(), source=source, batch_size=16,
@@ -129,7 +163,8 @@ def test_rows_events_and_best_that_survives_a_resume(scripted_run):
     assert evals[0]["eval/retrieval/hit1_pmpjpe"] is None  # NaN, written as JSON null
     tags = _events(os.path.join(model_dir, "eval"))
     assert sorted(tags["eval/retrieval/hit1_pmpjpe"]) == [2, 4, 6]
-    assert set(tags) == {f"eval/{m}" for m in validation.METRICS}
+    assert set(tags) == {f"eval/{m}" for m in validation.REPORTED}
+    assert [r["eval/view_predictability"] for r in evals] == [0.8, 0.6, 0.4]
     assert first["best"]["step"] == 4 and second["start_step"] == 4
     best = validation.read_best(model_dir)
     assert best == second["best"]
@@ -162,7 +197,8 @@ def test_export_best_latest_and_a_path(scripted_run, tmp_path):
     assert (latest, choice) == (None, "latest")
     assert export_lib.validation_record(model_dir, "latest", 6) == {
         "step": 6, "validation": {"retrieval/hit1_pmpjpe": 0.7, "retrieval/hit1_exact": 0.6,
-                                  "cross_view_mi": -6.0}}
+                                  "cross_view_mi": -6.0, "view_predictability": 0.4,
+                                  "cross_view_discrepancy": 0.06}}
     path = os.path.join(model_dir, "ckpt-6")
     assert export_lib.resolve_checkpoint(model_dir, path) == (path, "path")
     with pytest.raises(FileNotFoundError, match="--checkpoint=best: .* holds no checkpoint"):

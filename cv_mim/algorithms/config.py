@@ -76,6 +76,10 @@ class ModelConfig:
     view_loss_weight: float = _field(5.0, "λ1 of Eq. 11.")
     disentangle_loss_weight: float = _field(0.5, "λ2 of Eq. 11 (0 removes L_inter and Q).")
     prior_loss_weight: float = _field(1.0, "λ3 of Eq. 11 (0 removes L_prior and D).")
+    alignment_loss_weight: float = _field(
+        0.0, "Weight of a cross-view alignment term on z_p that is NOT in the paper (0 = Eq. 11 as "
+        "written): the two views' squared z_p distance as a share of z_p's batch spread "
+        "(losses.cross_view_discrepancy). cv_mim only; BUILD_NOTES §1/§14.")
     loss_weighting: str = _field(
         "paper", "; ".join(f"{k}: {v}" for k, v in LOSS_WEIGHTING_HELP.items()) + ".",
         choices=LOSS_WEIGHTINGS)
@@ -118,10 +122,14 @@ class ModelConfig:
             raise ValueError(f"cross_pairing must be one of {infomax.CROSS_PAIRINGS}, got "
                              f"{self.cross_pairing!r}")
         for name in ("view_loss_weight", "disentangle_loss_weight", "prior_loss_weight",
-                     "kl_weight", "gradient_penalty_weight", "infomax_cross_weight"):
+                     "kl_weight", "gradient_penalty_weight", "infomax_cross_weight",
+                     "alignment_loss_weight"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):  # NaN fails every comparison
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.alignment_loss_weight > 0 and self.algorithm != "cv_mim":
+            raise ValueError(f"alignment_loss_weight is a CV-MIM term; {self.algorithm} does not use "
+                             f"it, got {self.alignment_loss_weight}")
         networks.fused_dim(self.fusion, self.pose_dim, self.view_dim)  # validates the fusion
 
     @property

@@ -23,6 +23,11 @@ class CVMIM(contract.Algorithm):
     (``ModelConfig.cross_view_factor``). Q minimises −log q(z_v | z_p) (Eq. 8, maximum
     likelihood) and D the discriminator loss of Eq. 10 plus the gradient penalty. λ2 = 0 removes Q and
     λ3 = 0 removes D entirely (the "w/o L_inter" / "w/o L_prior" ablations of Table 5).
+
+    Not in the paper, off by default: ``alignment_loss_weight`` λa > 0 adds
+    λa·:func:`~cv_mim.losses.cross_view_discrepancy`(z_p, z_p⁺) to E's loss. The discrepancy itself
+    is always reported (``cross_view_discrepancy``): the share of z_p's spread by which the two
+    views of one pose differ, the training-time view of z_p's view predictability (issue 15).
     """
 
     def __init__(self, config):
@@ -71,11 +76,16 @@ class CVMIM(contract.Algorithm):
             "representation_loss": representation_loss,
             "cross_view_loss": cross_view_loss,
         }
+        discrepancy = losses.cross_view_discrepancy(pose_a, pose_p)
         result = {"metrics": {
             "cross_view_mi": -cross_view,
+            "cross_view_discrepancy": discrepancy,
             "pose_view_correlation": contract.mean_abs_correlation(pose_a, view_a),
         }}
         total = representation_loss + cross_view_loss
+        if cfg.alignment_loss_weight > 0:
+            enc_terms["alignment_loss"] = cfg.alignment_loss_weight * discrepancy
+            total = total + enc_terms["alignment_loss"]
 
         if self.use_estimator:
             q = self.networks["estimator"]

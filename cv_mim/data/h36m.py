@@ -299,6 +299,11 @@ class MultiViewPoses:
     def num_cameras(self) -> int:
         return len(self.camera_ids)
 
+    def sequences(self, rows=slice(None)) -> np.ndarray:
+        """(n,) str "subject/action" of the given rows (default all): one name per sequence."""
+        return np.char.add(np.char.add(self.subjects[rows].astype(str), "/"),
+                           self.actions[rows].astype(str))
+
 
 def _order_cameras_2d(metadata, camera_order, path):
     """Index permutation mapping camera_order positions to the 2D file's lists, or None."""

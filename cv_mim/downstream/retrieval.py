@@ -13,7 +13,7 @@ keypoints (26-d), so the table shows what the embedding adds over the input.
 
 Two more views of the same question: Hit@1 per camera pair next to the angle between the two cameras'
 optical axes (from the cameras' R), sorted by angle, and each feature's view predictability — how
-often a linear probe names the camera that saw a held-out frame (:mod:`cv_mim.downstream.probe`); a
+often a linear probe names the camera that saw a held-out frame (:mod:`cv_mim.keypoints.probe`); a
 view-invariant z_p scores chance, the number to drive down. With ``draw``, neighbour panels (hits and
 misses, 2D and 3D) and a PCA map of the features coloured by pose cluster and by camera
 (:mod:`cv_mim.downstream.retrieval_figures`).
@@ -35,7 +35,7 @@ import numpy as np
 from cv_mim import checks
 from cv_mim import records
 from cv_mim.data import registry
-from cv_mim.downstream import probe
+from cv_mim.keypoints import probe
 from cv_mim.downstream import retrieval_figures
 from cv_mim.keypoints import cameras as cameras_mod
 from cv_mim.keypoints import normalization
@@ -112,11 +112,7 @@ def markdown_table(results, ks=KS):
     return "\n".join(lines)
 
 
-# Consecutive frames are near-duplicates: the camera probe holds out blocks of this many frames.
-PROBE_BLOCK = 10
-
-
-def view_predictability(features, sequences=None, *, seed=0, block=PROBE_BLOCK):
+def view_predictability(features, sequences=None, *, seed=0, block=probe.FRAME_BLOCK):
     """Camera identity predicted from one frame's feature by a linear probe, per feature.
 
     Args:
@@ -124,7 +120,7 @@ def view_predictability(features, sequences=None, *, seed=0, block=PROBE_BLOCK):
       sequences: [N] sequence of each frame (consecutive rows = consecutive frames); blocks of
         ``block`` frames of a sequence are held out together. None = one sequence.
     Returns:
-      {name: :func:`cv_mim.downstream.probe.view_probe` result}: accuracy and chance (1 / C). For z_p
+      {name: :func:`cv_mim.keypoints.probe.view_probe` result}: accuracy and chance (1 / C). For z_p
       this is the number to drive down (a view-invariant z_p scores chance). A take too short to
       hold out two blocks gives accuracy None and the reason under "skipped".
     """
@@ -260,7 +256,7 @@ def build_data(poses, embedder, *, frame_stride=1, camera_angles=None):
         normalized.append(out["normalized_keypoints"])
     features = {k: np.stack(v) for k, v in features.items()}
     poses_3d = normalization.normalized_3d_canonical(poses.keypoints_3d[idx])
-    sequences = np.char.add(np.char.add(poses.subjects[idx], "/"), poses.actions[idx])
+    sequences = poses.sequences(idx)
     return RetrievalData(features=features, poses_3d=poses_3d, keypoints_2d=np.stack(normalized),
                          camera_ids=[str(c) for c in poses.camera_ids], sequences=sequences,
                          camera_angles=camera_angles)

@@ -110,11 +110,12 @@ def load_validation_set(data_format="h36m", *, data_dir=None, data_3d=None, data
             raise ValueError(f"--val_subjects: {','.join(overlap)} also train (--subjects); "
                              "validation must be on held-out subjects")
     poses = h36m.load_multiview(path_3d, path_cameras, path_2d, subjects=wanted, unit=unit)
-    kp2d, poses_3d = validation.strided(np.asarray(poses.keypoints_2d, np.float32),
-                                        normalization.normalized_3d_canonical(poses.keypoints_3d),
-                                        max_frames)
+    idx = validation.stride_index(len(poses), max_frames)
+    poses_3d = normalization.normalized_3d_canonical(poses.keypoints_3d[idx])
     names = ",".join(sorted(set(map(str, poses.subjects))))
     return validation.ValidationSet(
-        keypoints_2d=kp2d, poses_3d=poses_3d, camera_ids=[str(c) for c in poses.camera_ids],
+        keypoints_2d=np.asarray(poses.keypoints_2d[idx], np.float32), poses_3d=poses_3d,
+        camera_ids=[str(c) for c in poses.camera_ids],
         description=f"subjects {names} of {path_3d} ({'2D file' if path_2d else 'projected 2D'}, "
-                    f"{len(poses_3d)} of {len(poses)} frames)")
+                    f"{len(poses_3d)} of {len(poses)} frames)",
+        sequences=poses.sequences(idx))

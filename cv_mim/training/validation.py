@@ -15,6 +15,16 @@ dropout, BatchNorm's moving statistics), every camera's 2D keypoints of a small 
   the ordered camera pairs: the training monitor ``metrics/cross_view_mi`` on held-out poses (the set's
   neighbouring frames are near-duplicates, so it reads lower than the training batches' value).
 
+and two numbers to drive down (monitors; lower is better, so they cannot choose ``best/``):
+
+* ``view_predictability`` — z_p's view predictability: how often a linear probe names the camera of a
+  held-out frame from its z_p (:func:`cv_mim.keypoints.probe.camera_probe`, blocks of
+  :data:`~cv_mim.keypoints.probe.FRAME_BLOCK` consecutive rows of a sequence held out together, split
+  seed 0): the retrieval report's number; chance is 1 / C for a view-invariant z_p;
+* ``cross_view_discrepancy`` — :func:`cv_mim.losses.cross_view_discrepancy` of every ordered camera
+  pair's z_p, averaged: the share of z_p's spread by which two cameras' embeddings of one frame
+  differ (0 = identical).
+
 Validation reads the weights and writes nothing into them, and it draws no random numbers: training is
 bit-identical with and without it (tests/test_validation.py).
 
@@ -38,6 +48,7 @@ import tensorflow as tf
 from cv_mim import losses
 from cv_mim import records
 from cv_mim.keypoints import normalization
+from cv_mim.keypoints import probe
 from cv_mim.keypoints import retrieval_metrics
 from cv_mim.training import checkpoints
 from cv_mim.training import summaries
@@ -52,6 +63,14 @@ METRIC_HELP = {
 }
 METRICS = tuple(METRIC_HELP)
 DEFAULT_METRIC = METRICS[0]
+# Reported with the metrics, lower is better: not a --val_metric choice.
+MONITOR_HELP = {
+    "view_predictability": "z_p's camera named by a linear probe on held-out frames (chance 1/C; "
+                           "the number to drive down)",
+    "cross_view_discrepancy": "share of z_p's spread by which two cameras' embeddings of a frame "
+                              "differ (0 = identical)",
+}
+REPORTED = METRICS + tuple(MONITOR_HELP)
 THRESHOLD = 0.1  # P-MPJPE criterion on normalised poses (Pr-VIPE [48])
 TAG_PREFIX = "eval/"
 BEST_DIR = "best"
@@ -62,12 +81,14 @@ BEST_FILE = "best.json"
 class ValidationSet:
     """Held-out multi-view frames: ``keypoints_2d`` [N, C, 13, 2] (pixels; non-finite = missing),
     ``poses_3d`` [N, 13, 3] normalised canonical 3D poses, ``camera_ids`` C names, ``description``
-    (where they come from, for the logs and the run records)."""
+    (where they come from, for the logs and the run records), ``sequences`` [N] the sequence of each
+    row (consecutive rows of one sequence are consecutive frames; None = one sequence)."""
 
     keypoints_2d: np.ndarray
     poses_3d: np.ndarray
     camera_ids: list
     description: str = ""
+    sequences: np.ndarray | None = None
 
     def __post_init__(self):
         kp = np.asarray(self.keypoints_2d)
@@ -77,13 +98,16 @@ class ValidationSet:
         if np.asarray(self.poses_3d).shape != (kp.shape[0], 13, 3):
             raise ValueError(f"validation 3D poses must be [{kp.shape[0]}, 13, 3], got "
                              f"{np.asarray(self.poses_3d).shape}")
+        if self.sequences is not None and np.shape(self.sequences) != (kp.shape[0],):
+            raise ValueError(f"validation sequences must be [{kp.shape[0]}], got "
+                             f"{np.shape(self.sequences)}")
 
 
-def strided(keypoints_2d, poses_3d, max_frames):
-    """Every s-th frame, s the smallest stride that leaves at most ``max_frames`` (0 = all)."""
-    n = len(poses_3d)
+def stride_index(n, max_frames):
+    """The rows kept of ``n``: every s-th, s the smallest stride that leaves at most ``max_frames``
+    (0 = all)."""
     stride = 1 if not max_frames or n <= max_frames else math.ceil(n / max_frames)
-    return keypoints_2d[::stride], poses_3d[::stride]
+    return np.arange(0, n, stride)
 
 
 def _embed(encoder, keypoints_2d, batch_size):
@@ -99,15 +123,26 @@ def _embed(encoder, keypoints_2d, batch_size):
 
 
 def evaluate(encoder, data: ValidationSet, *, mi_measure="jsd", batch_size=1024):
-    """``{metric: value}`` for every name of :data:`METRICS` (see the module docstring)."""
+    """``{name: value}`` for every name of :data:`REPORTED` (see the module docstring); a set too
+    short to hold out two blocks of frames gives ``view_predictability`` NaN."""
     pose = np.stack([_embed(encoder, data.keypoints_2d[:, c], batch_size)
                      for c in range(len(data.camera_ids))])  # -> [C, N, P]
     mean, _, _ = retrieval_metrics.cross_view_hits(pose, data.poses_3d, threshold=THRESHOLD,
                                                    ks=(1,))
+    pairs = [(i, j) for i in range(len(pose)) for j in range(len(pose)) if i != j]
     mi = [-float(losses.fenchel_dual_loss(tf.constant(pose[i]), tf.constant(pose[j]), mi_measure))
-          for i in range(len(pose)) for j in range(len(pose)) if i != j]
+          for i, j in pairs]
+    discrepancy = [float(losses.cross_view_discrepancy(pose[i], pose[j])) for i, j in pairs]
+    sequences = np.zeros(len(pose[0]), int) if data.sequences is None else data.sequences
+    try:
+        predictability = probe.camera_probe(
+            pose, frame_groups=probe.frame_blocks(sequences, probe.FRAME_BLOCK))["accuracy"]
+    except ValueError as error:  # fewer than two blocks of frames: no held-out split
+        log.warning("validation: no view predictability (%s)", error)
+        predictability = float("nan")
     return {"retrieval/hit1_pmpjpe": mean["pmpjpe"]["1"], "retrieval/hit1_exact": mean["exact"]["1"],
-            "cross_view_mi": float(np.mean(mi))}
+            "cross_view_mi": float(np.mean(mi)), "view_predictability": predictability,
+            "cross_view_discrepancy": float(np.mean(discrepancy))}
 
 
 def read_best(model_dir):
@@ -216,9 +251,12 @@ class Validator:
         self.last = dict(values, step=int(step))
         best = self.best.record
         log.info("validation at step %d: Hit@1 (P-MPJPE <= %g) %.3f | Hit@1 (same frame) %.3f | "
-                 "cross-view MI %.4g | %d frames x %d cameras, %.1f s | %s", step, THRESHOLD,
+                 "cross-view MI %.4g | z_p view predictability %.3f (chance %.3f), cross-view "
+                 "discrepancy %.3f | %d frames x %d cameras, %.1f s | %s", step, THRESHOLD,
                  values["retrieval/hit1_pmpjpe"], values["retrieval/hit1_exact"],
-                 values["cross_view_mi"], len(self.data.poses_3d), len(self.data.camera_ids),
+                 values["cross_view_mi"], values["view_predictability"],
+                 1 / len(self.data.camera_ids), values["cross_view_discrepancy"],
+                 len(self.data.poses_3d), len(self.data.camera_ids),
                  time.time() - t0,
                  f"new best {self.best.metric}" if improved else
                  (f"best {best['value']:.4g} at step {best['step']}" if best else "no best yet"))

@@ -32,6 +32,8 @@ L, C, I, R, G = ("cv_mim/losses.py", "cv_mim/algorithms/cvmim.py", "cv_mim/algor
                  "cv_mim/algorithms/reconstruction.py", "cv_mim/algorithms/config.py")
 N, S = "cv_mim/networks.py", "cv_mim/algorithms/step.py"  # the fused kernels of issue 17
 KERNEL_TESTS = ["tests/test_networks.py", "tests/test_algorithms.py"]
+V = "cv_mim/training/validation.py"  # the numbers watched during pretraining (issue 15)
+VALIDATION_TESTS = ["tests/test_validation.py"]
 
 # (id, file, original, mutant, what it means); the tests run are chosen by file (run_mutant).
 MUTANTS = [
@@ -168,6 +170,26 @@ MUTANTS = [
      "Keras 3's update (ε under the root) instead of the authors'"),
     ("adagrad_lr_ignored", S, "lr=tf.cast(learning_rate, var.dtype)", "lr=tf.constant(0.02, var.dtype)",
      "AdaGrad learning rate fixed at the default"),
+    # The cross-view alignment option (not in the paper) and its discrepancy.
+    ("align_spread_free", L, "    if stop_scale_gradient:\n        spread = tf.stop_gradient(spread)\n",
+     "", "alignment: the spread's gradient kept (the encoder may inflate z_p)"),
+    ("align_spread_one_view", L, "both = tf.concat([a, b], axis=0)", "both = a",
+     "discrepancy: the spread of the anchor view only"),
+    ("align_no_half", L, "return distance / (2.0 * tf.maximum(spread, 1e-12))",
+     "return distance / tf.maximum(spread, 1e-12)", "discrepancy not halved (1 ≠ unrelated views)"),
+    ("align_weight_ignored", C, "enc_terms[\"alignment_loss\"] = cfg.alignment_loss_weight * discrepancy",
+     "enc_terms[\"alignment_loss\"] = discrepancy", "alignment weight ignored"),
+    ("align_dropped", C, "            total = total + enc_terms[\"alignment_loss\"]\n", "",
+     "alignment term reported, not added to E's loss"),
+    ("align_view_vs_pose", C, "discrepancy = losses.cross_view_discrepancy(pose_a, pose_p)",
+     "discrepancy = losses.cross_view_discrepancy(pose_a, view_p)",
+     "alignment pulls z_p towards the other view's z_v"),
+    ("val_probe_frames", V, "pose, frame_groups=probe.frame_blocks(sequences, probe.FRAME_BLOCK))",
+     "pose)", "validation probe holds out single frames (near-duplicates leak)"),
+    ("val_discrepancy_one_pair", V,
+     "discrepancy = [float(losses.cross_view_discrepancy(pose[i], pose[j])) for i, j in pairs]",
+     "discrepancy = [float(losses.cross_view_discrepancy(pose[0], pose[1]))]",
+     "validation discrepancy of the first camera pair only"),
 ]
 
 
@@ -198,8 +220,8 @@ def _pytest(dest, tests):
 
 
 def run_mutant(mutant_id, path, original, mutant, root):
-    tests = {L: LOSSES_TESTS, C: OBJECTIVE_TESTS, N: KERNEL_TESTS, S: KERNEL_TESTS}.get(
-        path, BASELINE_TESTS)
+    tests = {L: LOSSES_TESTS, C: OBJECTIVE_TESTS, N: KERNEL_TESTS, S: KERNEL_TESTS,
+             V: VALIDATION_TESTS}.get(path, BASELINE_TESTS)
     with tempfile.TemporaryDirectory(prefix=f"mutant_{mutant_id}_") as tmp:
         dest = pathlib.Path(tmp)
         _copy_tree(dest, root)

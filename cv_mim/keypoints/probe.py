@@ -1,5 +1,9 @@
 """How well a linear probe predicts the camera (view) from a feature: the view-predictability number.
 
+Numpy and SciPy only: the one definition behind the retrieval report's camera probe
+(:mod:`cv_mim.downstream.retrieval`) and the validation that runs during pretraining
+(:mod:`cv_mim.training.validation`), so a training run tracks the number the report prints.
+
 A pose embedding z_p that is truly view-invariant carries no information about the camera that saw the
 pose, so a linear classifier predicting the camera from z_p should do no better than chance; the view
 embedding z_v and the raw 2D keypoints should let it do much better. This module fits that classifier:
@@ -11,6 +15,9 @@ or clips) so no frame or clip is seen both in training and in the test.
 
 import numpy as np
 from scipy import optimize
+
+# Consecutive frames are near-duplicates: a camera probe holds out blocks of this many frames.
+FRAME_BLOCK = 10
 
 
 def _softmax_loss(flat, x, y_onehot, l2):
