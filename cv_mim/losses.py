@@ -305,8 +305,8 @@ def cross_view_discrepancy(a, b, *, stop_scale_gradient=True):
     Returns:
       Scalar.
     """
-    a = tf.convert_to_tensor(a, tf.float32)
-    b = tf.convert_to_tensor(b, tf.float32)
+    a = tf.cast(a, tf.float32)  # bfloat16 embeddings (mixed precision) are compared in float32
+    b = tf.cast(b, tf.float32)
     both = tf.concat([a, b], axis=0)
     spread = tf.reduce_sum(tf.math.reduce_variance(both, axis=0))
     if stop_scale_gradient:

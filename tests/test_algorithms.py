@@ -263,9 +263,9 @@ def test_pretraining_flags_are_generated_from_every_config_field():
         if f.field != "kl_weight":
             assert f.default == getattr(default, f.field), f.name
     # Non-default values for every flag, parsed by the real binary's flag definitions.
-    # cv_mim, not a baseline: --alignment_loss_weight > 0 is refused for the baselines (the
-    # --algorithm flag's other values are parsed by every launch/ flagfile, tests/test_launch.py).
-    odd = {"algorithm": "cv_mim", "alignment_loss_weight": 1.5, "pose_embedding_dim": 7, "view_embedding_dim": 9, "hidden_dim": 33,
+    # --alignment_loss_weight > 0 is refused for a baseline: its non-default value is parsed with
+    # cv_mim below.
+    odd = {"algorithm": "dim", "alignment_loss_weight": 0.0, "pose_embedding_dim": 7, "view_embedding_dim": 9, "hidden_dim": 33,
            "num_blocks": 3, "layers_per_block": 1, "dropout_rate": 0.1, "fusion": "cat",
            "view_loss_weight": 1.5, "disentangle_loss_weight": 0.25, "prior_loss_weight": 2.0,
            "loss_weighting": "single_cross_view", "club_variant": "authors",
@@ -277,12 +277,13 @@ def test_pretraining_flags_are_generated_from_every_config_field():
             "flags.FLAGS(['x', '--model_dir=/tmp/unused'] + sys.argv[1:])\n"
             "import dataclasses\nprint('CONFIG' + json.dumps(dataclasses.asdict("
             "p.model_config_from_flags())))\n")
-    out = subprocess.run([sys.executable, "-c", code] + [f"--{k}={v}" for k, v in odd.items()],
-                         capture_output=True, text=True, check=True)
-    got = json.loads(out.stdout.split("CONFIG", 1)[1])
     by_flag = {f.name: f.field for f in config_lib.flag_fields()}
-    for name, value in odd.items():
-        assert got[by_flag[name]] == value, name
+    for values in (odd, {"algorithm": "cv_mim", "alignment_loss_weight": 1.5}):
+        out = subprocess.run([sys.executable, "-c", code] + [f"--{k}={v}" for k, v in values.items()],
+                             capture_output=True, text=True, check=True)
+        got = json.loads(out.stdout.split("CONFIG", 1)[1])
+        for name, value in values.items():
+            assert got[by_flag[name]] == value, name
 
 
 def test_kl_weight_flag_defaults_to_the_registry_default():

@@ -102,12 +102,11 @@ def test_shipped_pose_embedding_is_view_invariant_on_real_h36m(shipped, realdata
     card = pretrained.card()
     assert hit_p >= card["test_floor"]["real_h36m_same_moment_hit1"], hit_p
     # The number to drive down: the retrieval report's camera probe of z_p (blocks of 10 frames held
-    # out, split seeds 0-4), at most the card's ceiling and well below the 2D's.
+    # out, split seeds 0-4), at most the card's ceiling (a replacement must not be less invariant)
+    # and well below the 2D's.
     probe = {name: np.mean([retrieval.view_predictability({name: np.stack(f)}, seed=seed)[name]["accuracy"]
                             for seed in range(5)]) for name, f in (("z_p", z_p), ("raw", raw))}
     assert probe["z_p"] <= card["test_floor"]["real_h36m_camera_probe_ceiling"], probe
-    assert probe["z_p"] == pytest.approx(card["test_floor"]["measured_real_h36m_camera_probe"],
-                                         abs=0.005), probe
     assert probe["raw"] - probe["z_p"] >= 0.1, probe
 
 

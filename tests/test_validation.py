@@ -74,7 +74,15 @@ def test_validation_set_is_strided_held_out_frames(val_set):
     np.testing.assert_array_equal(val_set.keypoints_2d, full.keypoints_2d[::3])
 
 
-def test_evaluate_is_the_retrieval_binarys_number_and_eq6_on_validation_pairs(val_set):
+@pytest.fixture(scope="module")
+def uneven_val_set():
+    """60 frames: 15 rows per take, so blocks of 10 made per take differ from blocks of one sequence."""
+    return sources.load_validation_set("h36m", data_dir=str(H36M), subjects=("S1",),
+                                       val_subjects=("S9",), max_frames=60)
+
+
+def test_evaluate_is_the_retrieval_binarys_number_and_eq6_on_validation_pairs(uneven_val_set):
+    val_set = uneven_val_set
     encoder = contract.encoder_from_config(_config())
     encoder(tf.zeros([1, 13, 2]), training=False)
     values = validation.evaluate(encoder, val_set, mi_measure="jsd", batch_size=7)  # 6 chunks
@@ -98,6 +106,8 @@ def test_evaluate_is_the_retrieval_binarys_number_and_eq6_on_validation_pairs(va
     report = retrieval_lib.view_predictability({"z_p": pose}, val_set.sequences)["z_p"]
     assert values["view_predictability"] == report["accuracy"]
     assert 0 <= values["view_predictability"] <= 1
+    one_sequence = retrieval_lib.view_predictability({"z_p": pose})["z_p"]  # blocks across takes
+    assert one_sequence["accuracy"] != report["accuracy"]  # so the takes' blocks are what is used
     pose64 = pose.astype(np.float64)
     discrepancy = np.mean([np.mean(np.sum((pose64[i] - pose64[j]) ** 2, axis=1))
                            / (2 * np.concatenate([pose64[i], pose64[j]]).var(axis=0).sum())

@@ -299,7 +299,7 @@ class MultiViewPoses:
     def num_cameras(self) -> int:
         return len(self.camera_ids)
 
-    def sequences(self, rows=slice(None)) -> np.ndarray:
+    def sequence_names(self, rows=slice(None)) -> np.ndarray:
         """(n,) str "subject/action" of the given rows (default all): one name per sequence."""
         return np.char.add(np.char.add(self.subjects[rows].astype(str), "/"),
                            self.actions[rows].astype(str))

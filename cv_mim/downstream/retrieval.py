@@ -124,12 +124,10 @@ def view_predictability(features, sequences=None, *, seed=0, block=probe.FRAME_B
       this is the number to drive down (a view-invariant z_p scores chance). A take too short to
       hold out two blocks gives accuracy None and the reason under "skipped".
     """
-    n = next(iter(features.values())).shape[1]
-    groups = probe.frame_blocks(np.zeros(n, int) if sequences is None else sequences, block)
     out = {}
     for name, feats in features.items():
         try:
-            out[name] = probe.camera_probe(feats, frame_groups=groups, seed=seed)
+            out[name] = probe.sequence_camera_probe(feats, sequences, block=block, seed=seed)
         except ValueError as error:  # too short a take to hold frames out: no number, not a crash
             log.warning("camera probe of %s skipped: %s", name, error)
             out[name] = {"accuracy": None, "chance": None, "skipped": str(error)}
@@ -256,7 +254,7 @@ def build_data(poses, embedder, *, frame_stride=1, camera_angles=None):
         normalized.append(out["normalized_keypoints"])
     features = {k: np.stack(v) for k, v in features.items()}
     poses_3d = normalization.normalized_3d_canonical(poses.keypoints_3d[idx])
-    sequences = poses.sequences(idx)
+    sequences = poses.sequence_names(idx)
     return RetrievalData(features=features, poses_3d=poses_3d, keypoints_2d=np.stack(normalized),
                          camera_ids=[str(c) for c in poses.camera_ids], sequences=sequences,
                          camera_angles=camera_angles)

@@ -104,6 +104,16 @@ def camera_probe(per_camera_features, *, frame_groups=None, test_fraction=0.3, s
                       test_fraction=test_fraction, seed=seed, l2=l2)
 
 
+def sequence_camera_probe(per_camera_features, sequences=None, *, block=FRAME_BLOCK, seed=0):
+    """:func:`camera_probe` of [C, N, D] features holding out blocks of ``block`` consecutive frames of
+    a sequence together (``sequences`` [N], consecutive rows = consecutive frames; None = one
+    sequence): the view-predictability number of the retrieval report and of the validation.
+    ValueError when fewer than two blocks can be held out."""
+    n = np.shape(per_camera_features)[1]
+    groups = frame_blocks(np.zeros(n, int) if sequences is None else sequences, block)
+    return camera_probe(per_camera_features, frame_groups=groups, seed=seed)
+
+
 def frame_blocks(sequences, block):
     """Group id [N] of every row of consecutive frames: its run of equal ``sequences`` values and the
     block of ``block`` consecutive rows of that run it falls in (consecutive frames are

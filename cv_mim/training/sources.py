@@ -118,4 +118,4 @@ def load_validation_set(data_format="h36m", *, data_dir=None, data_3d=None, data
         camera_ids=[str(c) for c in poses.camera_ids],
         description=f"subjects {names} of {path_3d} ({'2D file' if path_2d else 'projected 2D'}, "
                     f"{len(poses_3d)} of {len(poses)} frames)",
-        sequences=poses.sequences(idx))
+        sequences=poses.sequence_names(idx))

@@ -133,10 +133,8 @@ def evaluate(encoder, data: ValidationSet, *, mi_measure="jsd", batch_size=1024)
     mi = [-float(losses.fenchel_dual_loss(tf.constant(pose[i]), tf.constant(pose[j]), mi_measure))
           for i, j in pairs]
     discrepancy = [float(losses.cross_view_discrepancy(pose[i], pose[j])) for i, j in pairs]
-    sequences = np.zeros(len(pose[0]), int) if data.sequences is None else data.sequences
     try:
-        predictability = probe.camera_probe(
-            pose, frame_groups=probe.frame_blocks(sequences, probe.FRAME_BLOCK))["accuracy"]
+        predictability = probe.sequence_camera_probe(pose, data.sequences)["accuracy"]
     except ValueError as error:  # fewer than two blocks of frames: no held-out split
         log.warning("validation: no view predictability (%s)", error)
         predictability = float("nan")

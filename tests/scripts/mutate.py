@@ -184,8 +184,12 @@ MUTANTS = [
     ("align_view_vs_pose", C, "discrepancy = losses.cross_view_discrepancy(pose_a, pose_p)",
      "discrepancy = losses.cross_view_discrepancy(pose_a, view_p)",
      "alignment pulls z_p towards the other view's z_v"),
-    ("val_probe_frames", V, "pose, frame_groups=probe.frame_blocks(sequences, probe.FRAME_BLOCK))",
-     "pose)", "validation probe holds out single frames (near-duplicates leak)"),
+    ("val_sequences_ignored", V, "probe.sequence_camera_probe(pose, data.sequences)",
+     "probe.sequence_camera_probe(pose)", "validation probe blocks span two takes"),
+    ("probe_single_frames", "cv_mim/keypoints/probe.py",
+     "return camera_probe(per_camera_features, frame_groups=groups, seed=seed)",
+     "return camera_probe(per_camera_features, seed=seed)",
+     "camera probe holds out single frames (near-duplicates leak)"),
     ("val_discrepancy_one_pair", V,
      "discrepancy = [float(losses.cross_view_discrepancy(pose[i], pose[j])) for i, j in pairs]",
      "discrepancy = [float(losses.cross_view_discrepancy(pose[0], pose[1]))]",
@@ -221,7 +225,8 @@ def _pytest(dest, tests):
 
 def run_mutant(mutant_id, path, original, mutant, root):
     tests = {L: LOSSES_TESTS, C: OBJECTIVE_TESTS, N: KERNEL_TESTS, S: KERNEL_TESTS,
-             V: VALIDATION_TESTS}.get(path, BASELINE_TESTS)
+             V: VALIDATION_TESTS, "cv_mim/keypoints/probe.py": VALIDATION_TESTS}.get(
+                 path, BASELINE_TESTS)
     with tempfile.TemporaryDirectory(prefix=f"mutant_{mutant_id}_") as tmp:
         dest = pathlib.Path(tmp)
         _copy_tree(dest, root)
