@@ -268,6 +268,17 @@ def test_retrieval_run(trained, tmp_path):
         assert len(res["features"][feat]["per_pair"]) == 12
     saved = json.load(open(tmp_path / "retrieval_results.json"))
     assert saved["features"]["pose_embedding"]["mean"] == res["features"]["pose_embedding"]["mean"]
+    # Per action (the tiny world's S9 has 4 takes of 30 frames): Hit@1 and the camera probe of each.
+    actions = ["Walk", "Squat", "GolfSwing", "HandWaving"]
+    assert list(res["action_frames"]) == actions and set(res["action_frames"].values()) == {30}
+    assert list(res["per_action_view_probe"]) == actions
+    for feat in retrieval_lib.FEATURES:
+        assert list(res["features"][feat]["per_action"]) == actions
+        assert res["per_action_view_probe"]["Walk"][feat]["chance"] == pytest.approx(0.25)
+    for action in actions:
+        assert f"| {action} | 30 | " in table
+    assert saved["features"]["pose_embedding"]["per_action"] == res["features"]["pose_embedding"][
+        "per_action"]
 
 
 @pytest.mark.slow

@@ -169,3 +169,42 @@ def test_per_query_hits_are_what_the_pair_hit_rates_average():
     for crit in ("exact", "pmpjpe"):
         for k in ("1", "3"):
             assert rates[crit][k] == pytest.approx(per_query[crit][k].mean())
+
+
+def test_action_names_drop_the_subject_and_the_take_number():
+    names = retrieval_lib.action_names(["S11/Directions 1", "S11/Directions", "S9/WalkDog 2",
+                                        "S1/Sitting 1", "Photo", "S5/Walk 10"])
+    assert names.tolist() == ["Directions", "Directions", "WalkDog", "Sitting", "Photo", "Walk"]
+
+
+def test_per_action_hits_split_the_queries_and_average_back_to_the_whole():
+    """Query 0 is the one P-MPJPE hit at k = 1 (test above): its action scores 1/3 of its queries
+    per pair in one direction; the per-action rates, weighted by their query counts, give the mean,
+    and each is the per-query hits of pair_query_hits restricted to that action's queries."""
+    from cv_mim.keypoints import retrieval_metrics  # pylint: disable=import-outside-toplevel
+    data = _data()
+    data.sequences = np.array(["S9/Eating 1"] * 3 + ["S9/Phoning 2"] * 5)
+    results = retrieval_lib.evaluate(data, threshold=0.1, ks=(1, 3))
+    res = results["features"]["pose_embedding"]
+    assert list(res["per_action"]) == ["Eating", "Phoning"]
+    feats = data.features["pose_embedding"]
+    for crit in ("exact", "pmpjpe"):
+        for k in ("1", "3"):
+            per_query = [retrieval_metrics.pair_query_hits(feats[i], feats[j], data.poses_3d,
+                                                           np.arange(8), threshold=0.1,
+                                                           ks=(1, 3))[crit][k]
+                         for i, j in ((0, 1), (1, 0))]
+            for action, rows in (("Eating", slice(0, 3)), ("Phoning", slice(3, 8))):
+                expected = np.mean([hits[rows] for hits in per_query])
+                assert res["per_action"][action][crit][k] == pytest.approx(expected), (crit, k)
+            weighted = (3 * res["per_action"]["Eating"][crit][k]
+                        + 5 * res["per_action"]["Phoning"][crit][k]) / 8
+            assert weighted == pytest.approx(res["mean"][crit][k])
+    assert res["per_action"]["Eating"]["pmpjpe"]["1"] != res["per_action"]["Phoning"]["pmpjpe"]["1"]
+    # Per-action camera probe: too few frames to hold out two blocks gives None, not a crash.
+    probes = retrieval_lib.per_action_view_predictability(data.features, data.sequences)
+    assert probes["Eating"]["pose_embedding"]["accuracy"] is None
+    results.update(per_action_view_probe=probes, action_frames={"Eating": 3, "Phoning": 5},
+                   view_probe=None, camera_pairs=[])
+    table = retrieval_lib.markdown_table(results, ks=(1, 3))
+    assert "| Eating | 3 | " in table and "| Phoning | 5 | " in table

@@ -28,6 +28,7 @@ import dataclasses
 import logging
 import math
 import os
+import re
 from typing import Optional
 
 import numpy as np
@@ -35,10 +36,10 @@ import numpy as np
 from cv_mim import checks
 from cv_mim import records
 from cv_mim.data import registry
-from cv_mim.keypoints import probe
 from cv_mim.downstream import retrieval_figures
 from cv_mim.keypoints import cameras as cameras_mod
 from cv_mim.keypoints import normalization
+from cv_mim.keypoints import probe
 from cv_mim.keypoints import retrieval_metrics
 from cv_mim.serving import embedder as embedder_lib
 
@@ -78,22 +79,62 @@ class RetrievalData:
 
 
 def evaluate(data: RetrievalData, *, threshold=0.1, ks=KS, max_queries=None, seed=0):
-    """Hit@k per feature, averaged over all ordered camera pairs. Returns a results dict."""
+    """Hit@k per feature, averaged over all ordered camera pairs, and per action when the
+    sequences are known (:func:`action_names`). Returns a results dict."""
     n = data.poses_3d.shape[0]
     num_queries = len(retrieval_metrics.query_indices(n, max_queries, seed))
     results = {"threshold": threshold, "num_frames": int(n),
                "num_queries_per_pair": int(num_queries), "camera_ids": data.camera_ids,
                "features": {}}
     for name, feats in data.features.items():
-        mean, per_pair, _ = retrieval_metrics.cross_view_hits(
+        mean, per_pair, query_idx = retrieval_metrics.cross_view_hits(
             feats, data.poses_3d, threshold=threshold, ks=ks, max_queries=max_queries, seed=seed)
+        results["features"][name] = {"mean": mean}
+        if data.sequences is not None:  # per action, from the same per-query hits
+            results["features"][name]["per_action"] = retrieval_metrics.group_hits(
+                per_pair, action_names(data.sequences)[query_idx])
         per_pair = [{"query_camera": data.camera_ids[p["query"]],
                      "gallery_camera": data.camera_ids[p["gallery"]],
                      "exact": p["exact"], "pmpjpe": p["pmpjpe"],
                      **({"axis_angle_deg": float(data.camera_angles[p["query"], p["gallery"]])}
                         if data.camera_angles is not None else {})} for p in per_pair]
-        results["features"][name] = {"mean": mean, "per_pair": per_pair}
+        results["features"][name]["per_pair"] = per_pair
     return results
+
+
+def action_names(sequences):
+    """[N] action of each frame: its "subject/action" sequence name without the subject and the take
+    number ("S11/Directions 1" -> "Directions"; Human3.6M's takes of one action are "X", "X 1", "X 2")."""
+    return np.array([re.sub(r"\s+\d+$", "", str(s).split("/", 1)[-1]) for s in sequences])
+
+
+def per_action_view_predictability(features, sequences, *, seed=0):
+    """{action: :func:`view_predictability` of that action's frames}: the number to drive down, per
+    action (an action too short to hold out two blocks of frames gives None, as there)."""
+    actions = action_names(sequences)
+    return {action: view_predictability({k: v[:, actions == action] for k, v in features.items()},
+                                        np.asarray(sequences)[actions == action], seed=seed)
+            for action in dict.fromkeys(actions.tolist())}
+
+
+def action_table(results, threshold):
+    """Per action: frames, Hit@1 of every feature (P-MPJPE and same frame) and z_p's camera probe."""
+    feats = results["features"]
+    names = list(feats)
+    actions = list(next(iter(feats.values()))["per_action"])
+    probes = results.get("per_action_view_probe", {})
+    counts = results.get("action_frames", {})
+    lines = ["| action | frames | " + " | ".join(f"{n} Hit@1 (P-MPJPE ≤ {threshold:g} / same frame, %)"
+                                                 for n in names)
+             + " | pose_embedding camera probe (%, lower is better) |",
+             "|---|---|" + "---|" * (len(names) + 1)]
+    for action in actions:
+        cells = [f"{100 * feats[n]['per_action'][action]['pmpjpe']['1']:.1f} / "
+                 f"{100 * feats[n]['per_action'][action]['exact']['1']:.1f}" for n in names]
+        acc = probes.get(action, {}).get("pose_embedding", {}).get("accuracy")
+        lines.append(f"| {action} | {counts.get(action, '')} | " + " | ".join(cells)
+                     + f" | {'–' if acc is None else f'{100 * acc:.1f}'} |")
+    return "\n".join(lines)
 
 
 def markdown_table(results, ks=KS):
@@ -109,6 +150,10 @@ def markdown_table(results, ks=KS):
         lines += ["", probe_table(results["view_probe"])]
     if results.get("camera_pairs"):
         lines += ["", pair_table(results["camera_pairs"], results["threshold"])]
+    if all("per_action" in res for res in results["features"].values()):
+        lines += ["", "Per action (queries of that action against every frame of the other camera; "
+                  "the camera probe on that action's frames alone):", "",
+                  action_table(results, results["threshold"])]
     return "\n".join(lines)
 
 
@@ -311,6 +356,10 @@ def run(*, export_dir, output_dir, data_dir=None, data_3d=None, data_2d=None, ca
                       camera_angles=rig_axis_angles(path_cameras, subjects))
     results = evaluate(data, threshold=threshold, max_queries=max_queries, seed=seed)
     results["view_probe"] = view_predictability(data.features, data.sequences, seed=seed)
+    results["per_action_view_probe"] = per_action_view_predictability(data.features, data.sequences,
+                                                                      seed=seed)
+    actions = action_names(data.sequences)
+    results["action_frames"] = {a: int((actions == a).sum()) for a in dict.fromkeys(actions.tolist())}
     results["camera_pairs"] = camera_pairs(results)
     results.update(export_dir=export_dir, subjects=list(subjects), frame_stride=frame_stride,
                    algorithm=embedder.metadata.get("algorithm"))

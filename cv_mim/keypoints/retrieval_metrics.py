@@ -112,15 +112,34 @@ def cross_view_hits(features, poses_3d, *, threshold=0.1, ks=KS, max_queries=Non
       max_queries: queries per pair (None or 0 = every frame), drawn with ``seed``.
     Returns:
       ``(mean, per_pair, query_idx)``: ``mean[criterion][str(k)]``, one dict per ordered pair
-      ``{"query": i, "gallery": j, "exact": ..., "pmpjpe": ...}`` and the query frames.
+      ``{"query": i, "gallery": j, "exact": ..., "pmpjpe": ..., "query_hits": ...}`` (the last:
+      :func:`pair_query_hits`, per query, for :func:`group_hits`) and the query frames.
     """
     query_idx = query_indices(poses_3d.shape[0], max_queries, seed)
     per_pair = []
     for i in range(len(features)):
         for j in range(len(features)):
             if i != j:
-                per_pair.append(dict(pair_hits(features[i], features[j], poses_3d, query_idx,
-                                               threshold=threshold, ks=ks), query=i, gallery=j))
+                hits = pair_query_hits(features[i], features[j], poses_3d, query_idx,
+                                       threshold=threshold, ks=ks)
+                per_pair.append({crit: {k: float(hit.mean()) for k, hit in by_k.items()}
+                                 for crit, by_k in hits.items()})
+                per_pair[-1].update(query=i, gallery=j, query_hits=hits)
     mean = {crit: {str(k): float(np.mean([p[crit][str(k)] for p in per_pair])) for k in ks}
             for crit in CRITERIA}
     return mean, per_pair, query_idx
+
+
+def group_hits(per_pair, query_groups):
+    """Hit@k per group of query frames, averaged over every (camera pair, query) of the group:
+    ``{group: {criterion: {str(k): hit}}}`` from :func:`cross_view_hits`' ``per_pair`` (their
+    ``query_hits``) and ``query_groups`` [Q], the group of each query frame. The queries'
+    weighted mean over groups is :func:`cross_view_hits`' mean."""
+    query_groups = np.asarray(query_groups)
+    out = {}
+    for group in dict.fromkeys(query_groups.tolist()):  # first-appearance order
+        rows = query_groups == group
+        out[group] = {crit: {k: float(np.mean([p["query_hits"][crit][k][rows] for p in per_pair]))
+                             for k in per_pair[0]["query_hits"][crit]}
+                      for crit in CRITERIA}
+    return out
