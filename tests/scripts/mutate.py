@@ -34,6 +34,7 @@ N, S = "cv_mim/networks.py", "cv_mim/algorithms/step.py"  # the fused kernels of
 KERNEL_TESTS = ["tests/test_networks.py", "tests/test_algorithms.py"]
 V = "cv_mim/training/validation.py"  # the numbers watched during pretraining (issue 15)
 VALIDATION_TESTS = ["tests/test_validation.py"]
+RETRIEVAL_TESTS = ["tests/test_retrieval_figures.py"]
 
 # (id, file, original, mutant, what it means); the tests run are chosen by file (run_mutant).
 MUTANTS = [
@@ -186,6 +187,12 @@ MUTANTS = [
      "alignment pulls z_p towards the other view's z_v"),
     ("val_sequences_ignored", V, "probe.sequence_camera_probe(pose, data.sequences)",
      "probe.sequence_camera_probe(pose)", "validation probe blocks span two takes"),
+    ("group_all_queries", "cv_mim/keypoints/retrieval_metrics.py", "rows = query_groups == group",
+     "rows = np.ones(len(query_groups), bool)", "per-action Hit@k over every query"),
+    ("action_keeps_take", "cv_mim/downstream/retrieval.py",
+     'return np.array([re.sub(r"\\s+\\d+$", "", str(s).split("/", 1)[-1]) for s in sequences])',
+     'return np.array([str(s).split("/", 1)[-1] for s in sequences])',
+     "an action's takes ('Directions 1', 'Directions 2') counted as two actions"),
     ("probe_single_frames", "cv_mim/keypoints/probe.py",
      "return camera_probe(per_camera_features, frame_groups=groups, seed=seed)",
      "return camera_probe(per_camera_features, seed=seed)",
@@ -225,8 +232,9 @@ def _pytest(dest, tests):
 
 def run_mutant(mutant_id, path, original, mutant, root):
     tests = {L: LOSSES_TESTS, C: OBJECTIVE_TESTS, N: KERNEL_TESTS, S: KERNEL_TESTS,
-             V: VALIDATION_TESTS, "cv_mim/keypoints/probe.py": VALIDATION_TESTS}.get(
-                 path, BASELINE_TESTS)
+             V: VALIDATION_TESTS, "cv_mim/keypoints/probe.py": VALIDATION_TESTS,
+             "cv_mim/keypoints/retrieval_metrics.py": RETRIEVAL_TESTS,
+             "cv_mim/downstream/retrieval.py": RETRIEVAL_TESTS}.get(path, BASELINE_TESTS)
     with tempfile.TemporaryDirectory(prefix=f"mutant_{mutant_id}_") as tmp:
         dest = pathlib.Path(tmp)
         _copy_tree(dest, root)
