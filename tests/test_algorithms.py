@@ -179,16 +179,18 @@ def test_model_config_validation_and_round_trip():
 
 @pytest.mark.slow
 @pytest.mark.multidevice
-@pytest.mark.parametrize("weighting", ["paper", "authors"])
-def test_one_and_two_replicas_give_the_same_step(weighting):
+@pytest.mark.parametrize("weighting,alignment", [("paper", 0.0), ("authors", 0.0), ("paper", 5.0)])
+def test_one_and_two_replicas_give_the_same_step(weighting, alignment):
     """Global negatives + synchronised BatchNorm + per-example stateless dropout masks: 1 and 2
-    logical CPU replicas agree at the default dropout 0.25.
+    logical CPU replicas agree at the default dropout 0.25, with and without the alignment term
+    (its spread is the global batch's: both views are gathered over the replicas first).
 
     Tolerance: 1e-5 relative on every loss and 1e-5 absolute on every weight after three steps
     (float32 all-reduce order). Before the stateless masks the relative loss difference at dropout
     0.25 was 0.17; a mask drawn per replica fails by orders of magnitude.
     """
-    proc = subprocess.run([sys.executable, str(SCRIPTS / "replica_equivalence.py"), weighting],
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "replica_equivalence.py"), weighting,
+                           str(config_lib.ModelConfig().dropout_rate), "cv_mim", str(alignment)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,7 +1,8 @@
 """Runs the same CV-MIM steps on 1 and on 2 logical CPU replicas and prints the differences as JSON.
 
 Run in a fresh process (logical devices must be configured before TensorFlow initialises):
-    python tests/scripts/replica_equivalence.py [loss_weighting] [dropout_rate] [algorithm]
+    python tests/scripts/replica_equivalence.py [loss_weighting] [dropout_rate] [algorithm] \
+        [alignment_loss_weight]
 
 The default dropout is the model default (0.25): the masks are drawn per global example index from the
 step seed (networks.StatelessDropout), so the replica split must not change them.
@@ -29,6 +30,7 @@ NUM_STEPS = 3
 loss_weighting = sys.argv[1] if len(sys.argv) > 1 else "paper"
 dropout_rate = float(sys.argv[2]) if len(sys.argv) > 2 else config_lib.ModelConfig().dropout_rate
 algorithm = sys.argv[3] if len(sys.argv) > 3 else "cv_mim"
+alignment_loss_weight = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
 
 
 def batches():
@@ -44,7 +46,8 @@ def batches():
 def run(devices, initial_weights=None):
     strategy = tf.distribute.MirroredStrategy(devices)
     config = config_lib.ModelConfig(algorithm=algorithm, hidden_dim=64, dropout_rate=dropout_rate,
-                                    loss_weighting=loss_weighting)
+                                    loss_weighting=loss_weighting,
+                                    alignment_loss_weight=alignment_loss_weight)
     with strategy.scope():
         tf.keras.utils.set_random_seed(0)
         alg = registry.get_algorithm(config).build()
