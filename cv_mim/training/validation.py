@@ -18,7 +18,7 @@ dropout, BatchNorm's moving statistics), every camera's 2D keypoints of a small 
 and two numbers to drive down (monitors; lower is better, so they cannot choose ``best/``):
 
 * ``view_predictability`` — z_p's view predictability: how often a linear probe names the camera of a
-  held-out frame from its z_p (:func:`cv_mim.keypoints.probe.camera_probe`, blocks of
+  held-out frame from its z_p (:func:`cv_mim.keypoints.probe.sequence_camera_probe`, blocks of
   :data:`~cv_mim.keypoints.probe.FRAME_BLOCK` consecutive rows of a sequence held out together, split
   seed 0): the retrieval report's number; chance is 1 / C for a view-invariant z_p;
 * ``cross_view_discrepancy`` — :func:`cv_mim.losses.cross_view_discrepancy` of every ordered camera
