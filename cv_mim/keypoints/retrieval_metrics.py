@@ -92,13 +92,17 @@ def pair_query_hits(feats_query, feats_gallery, poses_3d, query_idx, *, threshol
     return {"exact": exact, "pmpjpe": near}
 
 
+def query_rates(per_query):
+    """:func:`pair_query_hits`' per-query hits averaged over the queries: ``{crit: {k: hit}}``."""
+    return {crit: {k: float(hit.mean()) for k, hit in by_k.items()}
+            for crit, by_k in per_query.items()}
+
+
 def pair_hits(feats_query, feats_gallery, poses_3d, query_idx, *, threshold, ks=KS):
     """Hit@k of one ordered camera pair, :func:`pair_query_hits` averaged over the queries:
     ``{"exact": {k: hit}, "pmpjpe": {k: hit}}``."""
-    per_query = pair_query_hits(feats_query, feats_gallery, poses_3d, query_idx,
-                                threshold=threshold, ks=ks)
-    return {crit: {k: float(hit.mean()) for k, hit in by_k.items()}
-            for crit, by_k in per_query.items()}
+    return query_rates(pair_query_hits(feats_query, feats_gallery, poses_3d, query_idx,
+                                       threshold=threshold, ks=ks))
 
 
 def cross_view_hits(features, poses_3d, *, threshold=0.1, ks=KS, max_queries=None, seed=0):
@@ -122,9 +126,7 @@ def cross_view_hits(features, poses_3d, *, threshold=0.1, ks=KS, max_queries=Non
             if i != j:
                 hits = pair_query_hits(features[i], features[j], poses_3d, query_idx,
                                        threshold=threshold, ks=ks)
-                per_pair.append({crit: {k: float(hit.mean()) for k, hit in by_k.items()}
-                                 for crit, by_k in hits.items()})
-                per_pair[-1].update(query=i, gallery=j, query_hits=hits)
+                per_pair.append(dict(query_rates(hits), query=i, gallery=j, query_hits=hits))
     mean = {crit: {str(k): float(np.mean([p[crit][str(k)] for p in per_pair])) for k in ks}
             for crit in CRITERIA}
     return mean, per_pair, query_idx

@@ -129,10 +129,8 @@ def evaluate(encoder, data: ValidationSet, *, mi_measure="jsd", batch_size=1024)
                      for c in range(len(data.camera_ids))])  # -> [C, N, P]
     mean, _, _ = retrieval_metrics.cross_view_hits(pose, data.poses_3d, threshold=THRESHOLD,
                                                    ks=(1,))
-    pairs = [(i, j) for i in range(len(pose)) for j in range(len(pose)) if i != j]
     mi = [-float(losses.fenchel_dual_loss(tf.constant(pose[i]), tf.constant(pose[j]), mi_measure))
-          for i, j in pairs]
-    discrepancy = [float(losses.cross_view_discrepancy(pose[i], pose[j])) for i, j in pairs]
+          for i in range(len(pose)) for j in range(len(pose)) if i != j]
     try:
         predictability = probe.sequence_camera_probe(pose, data.sequences)["accuracy"]
     except ValueError as error:  # fewer than two blocks of frames: no held-out split
@@ -140,7 +138,15 @@ def evaluate(encoder, data: ValidationSet, *, mi_measure="jsd", batch_size=1024)
         predictability = float("nan")
     return {"retrieval/hit1_pmpjpe": mean["pmpjpe"]["1"], "retrieval/hit1_exact": mean["exact"]["1"],
             "cross_view_mi": float(np.mean(mi)), "view_predictability": predictability,
-            "cross_view_discrepancy": float(np.mean(discrepancy))}
+            "cross_view_discrepancy": camera_pair_discrepancy(pose)}
+
+
+def camera_pair_discrepancy(per_camera):
+    """:func:`cv_mim.losses.cross_view_discrepancy` of [C, N, D] per-camera features, averaged over
+    the ordered camera pairs."""
+    c = len(per_camera)
+    return float(np.mean([float(losses.cross_view_discrepancy(per_camera[i], per_camera[j]))
+                          for i in range(c) for j in range(c) if i != j]))
 
 
 def read_best(model_dir):

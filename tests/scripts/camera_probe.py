@@ -9,17 +9,17 @@ synthetic world — one take and its 4 cameras at a time, as on the real sample 
 for z_p, z_v and the raw 2D. With ``--offsets``, where the camera sits (BUILD_NOTES §14, tenth
 session): per feature of the real sample, the probe after removing each camera's mean feature, the
 share of the feature's variance between the cameras' means and across the cameras at a frame, and
-the cross-view discrepancy (``losses.cross_view_discrepancy`` over the ordered camera pairs).
+the cross-view discrepancy (``validation.camera_pair_discrepancy``).
 """
 import os
 import sys
 
 import numpy as np
 
-from cv_mim import losses
 from cv_mim.data import h36m
 from cv_mim.downstream import retrieval
 from cv_mim.serving import embedder as embedder_lib
+from cv_mim.training import validation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REAL = os.path.join(ROOT, "..", "shared", "realdata", "h36m")
@@ -52,13 +52,11 @@ def offsets(features, sequences):
         camera_means = f.mean(axis=1, keepdims=True)
         between = (camera_means - f.mean(axis=(0, 1), keepdims=True)).var(axis=0).sum()
         across = (f - f.mean(axis=0, keepdims=True)).var(axis=(0, 1)).sum()
-        pairs = [(i, j) for i in range(len(f)) for j in range(len(f)) if i != j]
-        discrepancy = np.mean([float(losses.cross_view_discrepancy(f[i], f[j])) for i, j in pairs])
         lines[name] = ("probe %.1f ± %.1f, after removing each camera's mean %.1f ± %.1f; variance "
                        "between camera means %.3f, across cameras at a frame %.3f; discrepancy %.3f" % (
                            *_probe(f, sequences), *_probe(f - camera_means, sequences),
                            between / total, across / total,
-                           discrepancy))
+                           validation.camera_pair_discrepancy(f)))
     return lines
 
 

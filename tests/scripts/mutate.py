@@ -198,8 +198,8 @@ MUTANTS = [
      "return camera_probe(per_camera_features, seed=seed)",
      "camera probe holds out single frames (near-duplicates leak)"),
     ("val_discrepancy_one_pair", V,
-     "discrepancy = [float(losses.cross_view_discrepancy(pose[i], pose[j])) for i, j in pairs]",
-     "discrepancy = [float(losses.cross_view_discrepancy(pose[0], pose[1]))]",
+     "                          for i in range(c) for j in range(c) if i != j]))",
+     "                          for i in range(1) for j in range(2) if i != j]))",
      "validation discrepancy of the first camera pair only"),
 ]
 
